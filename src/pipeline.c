@@ -1,0 +1,297 @@
+/* pipeline.c: runs the stages in order, times them, writes the status file, picks the exit
+ * code.
+ *
+ * A failed stage stops the pipeline; the signal stage still runs, to tell CloudFormation and
+ * Auto Scaling why (run->failed_stage, run->failure). The exit code is the first failure's:
+ * a signal that could not be sent never hides it, and only turns a successful run into 14. */
+#include "kb/pipeline.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kb/autoscaling.h"
+#include "kb/aws.h"
+#include "kb/claim.h"
+#include "kb/deadline.h"
+#include "kb/ec2.h"
+#include "kb/file.h"
+#include "kb/imds.h"
+#include "kb/log.h"
+#include "kb/stages.h"
+
+static const char *const stage_names[STAGE_COUNT] = {
+	"identity", "discover", "claim", "eni", "volume", "network", "properties", "signal",
+};
+
+static pipeline_stage_fn stage_fns[STAGE_COUNT] = {
+	identity_stage, discover_stage, claim_stage,      eni_stage,
+	volume_stage,   network_stage,  properties_stage, signal_stage,
+};
+
+static const char *const outcome_names[] = {"none", "ok", "changed", "skipped", "failed"};
+
+const char *pipeline_stage_name(enum pipeline_stage_id id)
+{
+	return (unsigned)id < STAGE_COUNT ? stage_names[id] : "?";
+}
+
+int pipeline_stage_lookup(const char *name)
+{
+	for (int i = 0; i < STAGE_COUNT; i++) {
+		if (strcmp(stage_names[i], name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+void pipeline_set_stage_fn(enum pipeline_stage_id id, pipeline_stage_fn fn)
+{
+	if ((unsigned)id < STAGE_COUNT)
+		stage_fns[id] = fn;
+}
+
+void kb_run_init(struct kb_run *run, const struct kb_config *cfg, enum kb_run_mode mode)
+{
+	memset(run, 0, sizeof(*run));
+	run->cfg = cfg;
+	run->mode = mode;
+	run->broker_id = -1;
+	run->failed_stage = -1;
+	run->current_stage = -1;
+	run->deadline = deadline_after_ms((int64_t)cfg->deadline_s * 1000);
+	run->stage_deadline = run->deadline;
+}
+
+static void identity_clear(struct kb_identity *id)
+{
+	free(id->instance_id);
+	free(id->az);
+	free(id->az_id);
+	free(id->region);
+	free(id->mac);
+	free(id->private_ip);
+	free(id->account_id);
+	memset(id, 0, sizeof(*id));
+}
+
+void kb_run_release(struct kb_run *run)
+{
+	identity_clear(&run->identity);
+	claim_free(run->claim);
+	aws_ctx_free(run->aws);
+	imds_client_free(run->imds);
+	ec2_eni_list_free(run->enis);
+	ec2_volume_list_free(run->volumes);
+	free(run->candidates);
+	free(run->ifname);
+	free(run->device);
+	for (int i = 0; i < STAGE_COUNT; i++) {
+		struct stage_result *r = &run->results[i];
+
+		for (size_t c = 0; c < r->change_count; c++)
+			free(r->changes[c]);
+		free(r->changes);
+		free(r->detail);
+	}
+	memset(run, 0, sizeof(*run));
+}
+
+static struct stage_result *current(struct kb_run *run)
+{
+	if (run->current_stage < 0 || run->current_stage >= STAGE_COUNT)
+		return NULL;
+	return &run->results[run->current_stage];
+}
+
+void kb_run_change(struct kb_run *run, const char *fmt, ...)
+{
+	struct stage_result *r = current(run);
+	char *text = NULL;
+	char *line = NULL;
+	char **grown;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	if (!text || !r)
+		goto out;
+	if (asprintf(&line, "%s%s", run->mode == KB_MODE_PLAN ? "would: " : "", text) < 0) {
+		line = NULL;
+		goto out;
+	}
+	log_info("%s: %s", stage_names[run->current_stage], line);
+	grown = realloc(r->changes, (r->change_count + 1) * sizeof(*grown));
+	if (!grown)
+		goto out;
+	r->changes = grown;
+	r->changes[r->change_count++] = line;
+	line = NULL;
+out:
+	free(line);
+	free(text);
+}
+
+void kb_run_skip(struct kb_run *run, const char *fmt, ...)
+{
+	struct stage_result *r = current(run);
+	va_list ap;
+
+	if (!r)
+		return;
+	free(r->detail);
+	va_start(ap, fmt);
+	if (vasprintf(&r->detail, fmt, ap) < 0)
+		r->detail = NULL;
+	va_end(ap);
+	r->outcome = OUTCOME_SKIPPED;
+}
+
+static void run_stage(struct kb_run *run, enum pipeline_stage_id id)
+{
+	struct stage_result *r = &run->results[id];
+	int64_t started = deadline_now_ms();
+	int ret;
+
+	run->current_stage = (int)id;
+	run->stage_deadline = deadline_min(
+		run->deadline, deadline_after_ms((int64_t)run->cfg->stage_deadline_s[id] * 1000));
+	kb_error_clear(&run->err);
+	r->started_wall_ms = deadline_wall_ms();
+	log_debug("stage %s: start%s", stage_names[id],
+		  run->prerequisite ? " (reading state for a later stage)" : "");
+	ret = stage_fns[id](run);
+	r->duration_ms = deadline_now_ms() - started;
+	r->ret = ret;
+	if (ret < 0) {
+		if (run->err.msg[0] == '\0')
+			kb_errorf(&run->err, -ret, "%s", strerror(-ret < 4096 ? -ret : EIO));
+		r->outcome = OUTCOME_FAILED;
+		free(r->detail);
+		r->detail = strdup(run->err.msg);
+	} else if (r->outcome != OUTCOME_SKIPPED) {
+		r->outcome = r->change_count ? OUTCOME_CHANGED : OUTCOME_OK;
+	}
+	run->current_stage = -1;
+}
+
+static void print_summary(const struct kb_run *run)
+{
+	for (int i = 0; i < STAGE_COUNT; i++) {
+		const struct stage_result *r = &run->results[i];
+
+		if (r->outcome == OUTCOME_NONE)
+			continue;
+		log_msg(r->outcome == OUTCOME_FAILED ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO,
+			"stage %-10s %-7s %6lld ms%s%s", stage_names[i], outcome_names[r->outcome],
+			(long long)r->duration_ms, r->detail ? "  " : "",
+			r->detail ? r->detail : "");
+	}
+}
+
+static json_t *stage_json(const struct stage_result *r, const char *name)
+{
+	char started[32];
+	json_t *changes = json_array();
+	char *error = NULL;
+
+	deadline_format_wall(r->started_wall_ms, started, sizeof(started));
+	for (size_t c = 0; changes && c < r->change_count; c++)
+		json_array_append_new(changes, json_string(r->changes[c]));
+	if (r->outcome == OUTCOME_FAILED && r->detail)
+		error = log_redact_new(r->detail);
+	json_t *obj = json_pack("{s:s, s:s, s:I, s:s, s:o, s:s*, s:s*}", "name", name,
+				"started_at", started, "duration_ms", (json_int_t)r->duration_ms,
+				"outcome", outcome_names[r->outcome], "changes", changes, "error",
+				error, "detail",
+				r->outcome != OUTCOME_FAILED ? r->detail : NULL);
+	free(error);
+	return obj;
+}
+
+int pipeline_write_status(const struct kb_run *run, const char *command, int exit_code,
+			  int64_t started_wall_ms, const char *path, struct kb_error *err)
+{
+	struct file_write_options opts = {.mode = 0644, .uid = (uid_t)-1, .gid = (gid_t)-1,
+					  .make_dir = true};
+	char started[32];
+	json_t *stages = json_array();
+	json_t *root;
+	char *text = NULL;
+	int ret;
+
+	deadline_format_wall(started_wall_ms, started, sizeof(started));
+	for (int i = 0; stages && i < STAGE_COUNT; i++) {
+		if (run->results[i].outcome != OUTCOME_NONE)
+			json_array_append_new(stages, stage_json(&run->results[i], stage_names[i]));
+	}
+	root = json_pack("{s:i, s:s, s:s, s:i, s:s, s:o, s:s*, s:o}", "schema", 1, "command",
+			 command, "started_at", started, "exit_code", exit_code, "exit_name",
+			 kb_exit_name(exit_code), "broker_id",
+			 run->broker_id >= 0 ? json_integer(run->broker_id) : json_null(),
+			 "instance_id", run->identity.instance_id, "stages", stages);
+	if (root)
+		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	if (!text)
+		return kb_errorf(err, ENOMEM, "cannot build the status JSON: out of memory");
+	ret = file_write_atomic(path, text, strlen(text), &opts, err);
+	free(text);
+	return ret;
+}
+
+static bool stage_wanted(const struct pipeline_options *opts, int id)
+{
+	return opts->only_stage < 0 || id <= opts->only_stage;
+}
+
+int pipeline_run(const struct pipeline_options *opts)
+{
+	const struct kb_config *cfg = opts->cfg;
+	int64_t started_wall = deadline_wall_ms();
+	struct kb_error err = {{0}};
+	struct kb_run run;
+	int exit_code;
+
+	kb_run_init(&run, cfg, opts->mode);
+	log_info("%s: kafka-bootstrap %s%s%s", opts->command,
+		 opts->mode == KB_MODE_PLAN ? "plan (read only)" : "run",
+		 opts->only_stage >= 0 ? ", stage " : "",
+		 opts->only_stage >= 0 ? stage_names[opts->only_stage] : "");
+	for (int id = 0; id < STAGE_SIGNAL && stage_wanted(opts, id); id++) {
+		run.prerequisite = opts->only_stage >= 0 && id < opts->only_stage;
+		run_stage(&run, id);
+		if (run.results[id].outcome == OUTCOME_FAILED) {
+			run.failed_stage = id;
+			run.failure = run.results[id].ret;
+			break;
+		}
+	}
+	/* The signal stage runs on success and on failure alike: it is how a failure is told.
+	 * Running one other stage on its own is an operator's repair, not a boot: no signal. */
+	run.prerequisite = false;
+	if (opts->only_stage < 0 || opts->only_stage == STAGE_SIGNAL)
+		run_stage(&run, STAGE_SIGNAL);
+	if (run.failed_stage >= 0) {
+		exit_code = kb_exit_code(run.failure);
+		log_error("%s failed in stage %s (exit %d %s): %s", opts->command,
+			  stage_names[run.failed_stage], exit_code, kb_exit_name(exit_code),
+			  run.results[run.failed_stage].detail);
+	} else if (run.results[STAGE_SIGNAL].outcome == OUTCOME_FAILED) {
+		exit_code = KB_EXIT_SIGNAL;
+	} else {
+		exit_code = KB_EXIT_OK;
+	}
+	print_summary(&run);
+	if (opts->mode == KB_MODE_RUN &&
+	    pipeline_write_status(&run, opts->command, exit_code, started_wall, cfg->status_file,
+				  &err) < 0)
+		log_warn("cannot write the status file: %s", err.msg);
+	kb_run_release(&run);
+	return exit_code;
+}
