@@ -306,6 +306,7 @@ class QueryService:
             raise self.auth_error(err) from None
         record["access_key_id"] = cred["access_key_id"]
         record["instance_id"] = cred["instance_id"]
+        record["authenticated"] = True
         return cred
 
     def _check_action(self, action, params):

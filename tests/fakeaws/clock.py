@@ -13,8 +13,11 @@ still sleeping between DescribeNetworkInterfaces calls.
 
 import heapq
 import itertools
+import logging
 import threading
 import time
+
+log = logging.getLogger("fakeaws")
 
 
 class Clock:
@@ -136,6 +139,7 @@ class Scheduler:
             try:
                 callback(*args)
             except Exception as exc:  # noqa: BLE001 - kept for the test to see
+                log.exception("fakeaws: %s failed on the scheduler thread", getattr(callback, "__name__", callback))
                 self.errors.append(exc)
             finally:
                 with self._cond:

@@ -171,6 +171,9 @@ class FakeAWS:
     def set_faults(self, **kw):
         """Change fault settings (see faults.DEFAULTS); returns all previous settings."""
         previous = self.faults.set(**kw)
+        if kw.get("describe_stale_s") is not None:
+            with self.world.lock:
+                self.world.stale_override_s = max(self.world.stale_override_s, kw["describe_stale_s"])
         if "down" in kw:
             self._apply_down(kw["down"])
         return previous
@@ -206,6 +209,18 @@ class FakeAWS:
         """Set the fake's clock `seconds` from the host's (a client clock that is wrong by
         -seconds); returns the previous offset."""
         return self.clock.set_offset(seconds)
+
+    def errors(self):
+        """Exceptions raised by hooks or transitions on the scheduler thread (the thread
+        goes on); a test should end with this empty."""
+        return list(self.scheduler.errors)
+
+    def iam_actions(self):
+        """Sorted "service:Action" of every authenticated Query call: what the caller's
+        IAM policy must allow (compare with the CloudFormation template)."""
+        with self._lock:
+            return sorted({f"{r['service']}:{r['action']}" for r in self._records
+                           if r.get("authenticated") and r["action"]})
 
     def wait_idle(self, timeout=10.0):
         """Wait until every transition that is due has run; False on timeout."""

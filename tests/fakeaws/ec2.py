@@ -134,7 +134,7 @@ INSTANCE_FILTERS = {
     "owner-id": lambda i, v: [v["account"]],
     "private-ip-address": lambda i, v: [i["private_ip"]] if i["state"] != "terminated" else [],
     "reservation-id": lambda i, v: [i["reservation_id"]],
-    "subnet-id": lambda i, v: [i["subnet_id"]] if i["state"] != "terminated" else [],
+    "subnet-id": lambda i, v: [i["subnet"]] if i["state"] != "terminated" else [],
     "vpc-id": lambda i, v: [i["vpc_id"]] if i["state"] != "terminated" else [],
 }
 
@@ -351,7 +351,7 @@ class Ec2(Ec2Protocol, QueryService):
             ("instanceType", i["instance_type"]), ("launchTime", iso_ms(i["launch_time"])),
             ("placement", [("availabilityZone", i["az"]), ("groupName", ""), ("tenancy", "default")]),
             ("monitoring", [("state", "disabled")]),
-            ("subnetId", i["subnet_id"] if alive else None), ("vpcId", i["vpc_id"] if alive else None),
+            ("subnetId", i["subnet"] if alive else None), ("vpcId", i["vpc_id"] if alive else None),
             ("privateIpAddress", i["private_ip"] if alive else None),
             ("sourceDestCheck", True if alive else None), ("groupSet", self._groups() if alive else []),
             ("stateReason", [("code", reason["code"]), ("message", reason["message"])] if reason else None),

@@ -6,6 +6,7 @@ shift the dice of another, whatever the thread interleaving between services.
 """
 
 import copy
+import fnmatch
 import random
 import threading
 
@@ -25,6 +26,7 @@ DEFAULTS = {
     "fail_action": [],    # [{"action", "code", "times", "status"?, "message"?, "service"?}]
     "imds_token_ttl_cap_s": None,  # tokens expire after at most this, whatever was asked
     "imds_mac_lag_s": None,        # overrides the fixture's imds.mac_lag_s
+    "imds_404": [],                # [{"path": glob, "times": N or None}]: GETs answered 404
     "describe_stale_s": None,      # overrides the fixture's delays.describe_stale_s
 }
 
@@ -60,11 +62,14 @@ class Faults:
         for rule in kw.get("fail_action", []):
             if "action" not in rule or "code" not in rule:
                 raise ValueError("fail_action rules need 'action' and 'code'")
+        for rule in kw.get("imds_404", []):
+            if "path" not in rule:
+                raise ValueError("imds_404 rules need 'path'")
         with self._lock:
             previous = copy.deepcopy(self._settings)
             for name, value in kw.items():
                 self._settings[name] = copy.deepcopy(value)
-                if name == "fail_action":
+                if name in ("fail_action", "imds_404"):
                     for rule in self._settings[name]:
                         rule.setdefault("times", 1)
             return previous
@@ -88,6 +93,22 @@ class Faults:
         low, high = spec
         return self._dice("latency", service, n).uniform(low, high)
 
+    @staticmethod
+    def _consume(rules, matches):
+        """Use up one `times` of the first rule that matches; True if one did."""
+        for rule in rules:
+            if matches(rule) and (rule["times"] is None or rule["times"] > 0):
+                if rule["times"] is not None:
+                    rule["times"] -= 1
+                return rule
+        return None
+
+    def imds_not_found(self, path):
+        """True when an imds_404 rule takes this GET (metadata not there yet)."""
+        with self._lock:
+            return self._consume(self._settings["imds_404"],
+                                 lambda rule: fnmatch.fnmatchcase(path, rule["path"])) is not None
+
     def inject(self, api, record):
         """Raise the error a signed, parsed Query call is to get instead of its answer."""
         service, n = api.service, record["service_seq"]
@@ -100,11 +121,9 @@ class Faults:
             code, status, message = self._dice("5xx-kind", service, n).choice(api.server_errors)
             raise ApiError(code, message, status)
         with self._lock:
-            for rule in self._settings["fail_action"]:
-                if (rule["action"] == record["action"] and rule.get("service", service) == service
-                        and (rule["times"] is None or rule["times"] > 0)):
-                    if rule["times"] is not None:
-                        rule["times"] -= 1
-                    record["fault"] = "fail_action"
-                    raise ApiError(rule["code"], rule.get("message", f"Injected {rule['code']}"),
-                                   rule.get("status", 400))
+            rule = self._consume(self._settings["fail_action"], lambda r: (
+                r["action"] == record["action"] and r.get("service", service) == service))
+        if rule is not None:
+            record["fault"] = "fail_action"
+            raise ApiError(rule["code"], rule.get("message", f"Injected {rule['code']}"),
+                           rule.get("status", 400))

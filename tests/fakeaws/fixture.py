@@ -10,6 +10,7 @@ addresses the fixture leaves out are generated later by the world, from the seed
 
 import copy
 import ipaddress
+import re
 
 DELAYS = {
     "eni_attach_s": 0.0,       # AttachNetworkInterface: attaching -> attached
@@ -43,6 +44,14 @@ def _need(obj, key, path):
     return obj[key]
 
 
+def _id(obj, prefix, path):
+    """An EC2 id of the 8- or 17-hex-digit form; the fake refuses others as Malformed."""
+    value = _need(obj, "id", path)
+    if not re.fullmatch(rf"{prefix}-[0-9a-f]{{8}}(?:[0-9a-f]{{9}})?", value):
+        _fail(path + ".id", f"'{value}' is not a {prefix}- id (8 or 17 lowercase hex digits)")
+    return value
+
+
 def _tags(value, path):
     if value is None:
         return {}
@@ -72,13 +81,13 @@ def normalize(fixture):
         "imds": _merge(IMDS, f.get("imds"), "$.imds"),
     }
     vpc = _need(f, "vpc", "$")
-    out["vpc"] = {"id": _need(vpc, "id", "$.vpc"),
+    out["vpc"] = {"id": _id(vpc, "vpc", "$.vpc"),
                   "cidr": str(ipaddress.ip_network(_need(vpc, "cidr", "$.vpc")))}
 
     subnets = {}
     for i, s in enumerate(_need(f, "subnets", "$")):
         path = f"$.subnets[{i}]"
-        sid = _need(s, "id", path)
+        sid = _id(s, "subnet", path)
         cidr = ipaddress.ip_network(_need(s, "cidr", path))
         if not cidr.subnet_of(ipaddress.ip_network(out["vpc"]["cidr"])):
             _fail(path, f"{cidr} is not inside the VPC's {out['vpc']['cidr']}")
@@ -122,7 +131,7 @@ def normalize(fixture):
         if state not in INSTANCE_STATES:
             _fail(path + ".state", f"'{state}' is not one of {INSTANCE_STATES}")
         out["instances"].append({
-            "id": _need(inst, "id", path),
+            "id": _id(inst, "i", path),
             "subnet": subnet_ref(_need(inst, "subnet", path), path + ".subnet"),
             "private_ip": inst.get("private_ip"),
             "mac": inst.get("mac"),
@@ -155,7 +164,7 @@ def normalize(fixture):
                    "device_index": int(_need(att, "device_index", path + ".attachment")),
                    "network_card": int(att.get("network_card", 0))}
         out["network_interfaces"].append({
-            "id": _need(e, "id", path),
+            "id": _id(e, "eni", path),
             "subnet": subnet_ref(_need(e, "subnet", path), path + ".subnet"),
             "private_ip": e.get("private_ip"),
             "mac": e.get("mac"),
@@ -179,7 +188,7 @@ def normalize(fixture):
                                             path + ".attachment.instance"),
                    "device": _need(att, "device", path + ".attachment")}
         out["volumes"].append({
-            "id": _need(v, "id", path),
+            "id": _id(v, "vol", path),
             "az": _need(v, "az", path),
             "size": int(v.get("size", 100)),
             "type": vtype,

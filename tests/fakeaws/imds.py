@@ -89,6 +89,9 @@ class Imds:
         if not token or not self.world.token_valid(token, iid):
             record["error_code"] = "InvalidToken" if token else "MissingToken"
             return _error(401)
+        if self.fake.faults.imds_not_found(req.path):
+            record["fault"] = "imds_404"
+            return _error(404)
         value = self._lookup(iid, req.path)
         if value is None:
             return _error(404)

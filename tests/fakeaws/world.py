@@ -70,6 +70,8 @@ class World:
         self.events = []
         self._events_cond = threading.Condition(self.lock)
         self._history = collections.deque()
+        # A describe_stale_s fault larger than the fixture's delay: history kept for it too.
+        self.stale_override_s = 0.0
         self.default_sg = self.new_id("sg")
         self._load(fixture)
 
@@ -183,7 +185,7 @@ class World:
         iid = spec["id"]
         if iid in self.instances:
             raise ValueError(f"instance {iid} already exists")
-        inst = {"id": iid, "az": subnet["az"], "az_id": subnet["az_id"], "subnet_id": subnet["id"],
+        inst = {"id": iid, "az": subnet["az"], "az_id": subnet["az_id"], "subnet": subnet["id"],
                 "vpc_id": self.vpc["id"], "state": state, "launch_time": now,
                 "role": spec["role"], "instance_type": spec["instance_type"],
                 "image_id": spec["image_id"], "tags": dict(spec["tags"]),
@@ -228,7 +230,7 @@ class World:
         snap = copy.deepcopy({"instances": self.instances, "enis": self.enis,
                               "volumes": self.volumes})
         self._history.append((now, snap))
-        keep = self.delays["describe_stale_s"] + _HISTORY_MARGIN_S
+        keep = max(self.delays["describe_stale_s"], self.stale_override_s) + _HISTORY_MARGIN_S
         while len(self._history) >= 2 and self._history[1][0] <= now - keep:
             self._history.popleft()
 

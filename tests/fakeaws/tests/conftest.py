@@ -53,6 +53,8 @@ def make_fake():
     yield make
     for fake in started:
         fake.stop()
+    for fake in started:
+        assert fake.errors() == [], "a hook or transition failed on the scheduler thread"
 
 
 @pytest.fixture
@@ -63,11 +65,11 @@ def fake(make_fake):
 _SESSION = botocore.session.get_session()  # one session: service models load once
 
 
-def client(fake, service, key=HOST_KEY, attempts=1, **config):
+def client(fake, service, key=HOST_KEY, attempts=1, verify=None, **config):
     """A botocore client of Debian's botocore, signing for real, pointed at the fake."""
     ak, secret, token = key
     return _SESSION.create_client(
-        service, region_name="us-east-1", endpoint_url=fake.endpoints[service],
+        service, region_name="us-east-1", endpoint_url=fake.endpoints[service], verify=verify,
         aws_access_key_id=ak, aws_secret_access_key=secret, aws_session_token=token,
         config=Config(retries={"total_max_attempts": attempts}, **config))
 

@@ -158,6 +158,7 @@ def test_launched_instance_joins_its_group_with_the_groups_tags(fake):
     rows = client(fake, "autoscaling").describe_auto_scaling_instances(InstanceIds=[new["id"]])
     assert rows["AutoScalingInstances"][0]["LifecycleState"] == "Pending:Wait"
     assert len(fake.lifecycle_token(ASG, new["id"], "kafka-test-launch")) == 36
-    assert (new["az"], new["private_ip"], new["state"]) == ("us-east-1b", "10.0.2.4", "running")
+    assert (new["az"], new["subnet"], new["private_ip"], new["state"]) == (
+        "us-east-1b", "subnet-0000000000000b000", "10.0.2.4", "running")
     assert new["mac"].startswith("0e:") and new["id"].startswith("i-") and len(new["id"]) == 19
     assert fake.instance_credentials(new["id"])["access_key_id"].startswith("ASIA")

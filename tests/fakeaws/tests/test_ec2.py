@@ -95,6 +95,10 @@ def test_every_action_parses_with_botocore(fake):
         "AttachNetworkInterface", "AttachVolume", "DescribeNetworkInterfaces", "DescribeVolumes",
         "DescribeInstances", "DescribeTags", "DetachVolume", "DetachNetworkInterface"}
     assert {r["instance_id"] for r in fake.requests()} == {None}  # the host key has no instance
+    assert fake.iam_actions() == [
+        "ec2:AttachNetworkInterface", "ec2:AttachVolume", "ec2:DescribeInstances",
+        "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags", "ec2:DescribeVolumes",
+        "ec2:DetachNetworkInterface", "ec2:DetachVolume"]
 
 
 def test_responses_use_awss_namespace_and_error_document(fake):

@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from fakeaws import Hooks
-from .conftest import BROKERS, VOLUMES, client, imds_get, load_fixture, send, signed
+from .conftest import BROKERS, VOLUMES, client, imds_get, imds_token, load_fixture, send, signed
 
 DESCRIBE = {"Action": "DescribeVolumes", "Version": "2016-11-15"}
 
@@ -110,6 +110,14 @@ def test_fail_an_action_n_times(fake):
         assert err.value.response["Error"]["Code"] == "VolumeInUse"
     assert ec2.attach_volume(VolumeId=VOLUMES["a"], InstanceId=BROKERS["a"], Device="/dev/sdg")["State"] == "attaching"
     assert [r["fault"] for r in fake.requests()] == ["fail_action", "fail_action", None]
+
+
+def test_imds_404_rules_answer_not_found_n_times(fake):
+    token = imds_token(fake)
+    fake.set_faults(imds_404=[{"path": "/latest/meta-data/placement/*", "times": 2}])
+    path = "/latest/meta-data/placement/availability-zone"
+    assert [imds_get(fake, path, token)[0] for _ in range(3)] == [404, 404, 200]
+    assert imds_get(fake, "/latest/meta-data/instance-id", token)[0] == 200
 
 
 def test_on_request_sees_each_request_before_its_answer_is_written(make_fake):
