@@ -659,7 +659,9 @@ class World:
         Old keys stay valid until their own Expiration, as STS session keys do.
         """
         with self.lock:
-            inst = self.instances[iid]
+            inst = self.instance(iid)
+            if iid not in self.instance_creds:
+                raise ApiError("InvalidInstanceID.NotFound", f"The instance '{iid}' has no role")
             now = self.clock.now()
             cred = self.creds[self.instance_creds[iid]]
             rotate_before = min(self.imds["credential_rotate_before_s"],
