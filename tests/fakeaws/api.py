@@ -12,6 +12,7 @@ import base64
 import re
 import time
 import urllib.parse
+from xml.sax.saxutils import escape
 
 from . import iam, xmlout
 from .errors import ApiError
@@ -154,7 +155,7 @@ class Ec2Protocol:
     def error_response(self, err, request_id):
         # One line, no namespace, RequestID spelled so (API Reference, "Error response").
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>'
-                + _esc(err.code) + "</Code><Message>" + _esc(err.message)
+                + escape(err.code) + "</Code><Message>" + escape(err.message)
                 + "</Message></Error></Errors><RequestID>" + request_id
                 + "</RequestID></Response>").encode("utf-8")
         return Response(err.status, body, self._headers(request_id))
@@ -256,10 +257,6 @@ def _skew_message(request_time, now, window):
             f"({time.strftime(fmt, time.gmtime(now))} + {minutes} min.)")
 
 
-def _esc(text):
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 class QueryService:
     """One Query API behind one listener. Subclasses set `service` (the SigV4 and IAM
     name), `version`, the protocol mixin, and `actions` (name -> method)."""
@@ -278,7 +275,7 @@ class QueryService:
         record["params"] = params
         action = params.get("Action")
         record["action"] = action
-        request_id = self.world.new_uuid()
+        request_id = self.fake.request_id(record)
         try:
             principal = self._authenticate(req, record)
             self._check_action(action, params)

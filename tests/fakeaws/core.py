@@ -7,7 +7,9 @@ actions used with the IAM policy of the CloudFormation template.
 """
 
 import copy
+import hashlib
 import threading
+import uuid
 
 from .api import Response
 from .autoscaling import AutoScaling
@@ -141,6 +143,11 @@ class FakeAWS:
             self._records.append(record)
         self.hooks.on_request(copy.deepcopy(record))
         return resp
+
+    def request_id(self, record):
+        """The request's id, a UUID derived from the seed and its sequence number."""
+        digest = hashlib.sha256(f"{self.seed}:{record['seq']}".encode()).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=4))
 
     def requests(self, since=0):
         """Records of requests with seq > since, in arrival order."""

@@ -33,6 +33,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.request.do_handshake()
         super().setup()
 
+    def version_string(self):
+        # Only http.server's own errors (a malformed request line) use this.
+        return self.server.listener.server_header or "fakeaws"
+
     def date_time_string(self, timestamp=None):
         # The Date header is the fake's clock: clients correct their skew from it.
         return email.utils.formatdate(self.server.app.clock.now(), usegmt=True)

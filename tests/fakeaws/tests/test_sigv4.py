@@ -161,10 +161,16 @@ def test_unsigned_request_is_refused(fake, service, expect):
     assert (status, error_code(rbody)) == expect
 
 
-def test_garbled_authorization_is_incomplete(fake):
+@pytest.mark.parametrize("garble", [
+    lambda a: a.split(", Signature=")[0],
+    lambda a: a.replace("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1"),
+    lambda a: a.replace("content-type;host;x-amz-date", "content-type;x-amz-date"),
+    lambda a: a.replace("content-type;host;x-amz-date", "content-type;host")])
+def test_garbled_authorization_is_incomplete(fake, garble):
     url = fake.endpoints["ec2"]
     headers, body = signed(url, "ec2", DESCRIBE)
-    headers["Authorization"] = headers["Authorization"].split(", Signature=")[0]
+    assert "SignedHeaders=content-type;host;x-amz-date," in headers["Authorization"]
+    headers["Authorization"] = garble(headers["Authorization"])
     status, _, rbody = send(url, headers, body)
     assert (status, error_code(rbody)) == (400, "IncompleteSignature")
 
