@@ -15,7 +15,7 @@ import json
 import re
 
 from .api import Response
-from .world import iso_s
+from .world import iso_s, private_dns
 
 # Error pages as the live IMDS sends them (from memory of live output; unconfirmed byte
 # for byte): XHTML with the status in title and h1.
@@ -139,8 +139,7 @@ class Imds:
             inst = dict(w.instances[iid])
             region, account = w.region, w.account
             macs = self._macs(inst)
-        dns = (f"ip-{inst['private_ip'].replace('.', '-')}."
-               + ("ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"))
+        dns = private_dns(region, inst["private_ip"])
         meta = {
             "ami-id": inst["image_id"],
             "ami-launch-index": "0",
@@ -182,7 +181,7 @@ class Imds:
             subnet = w.subnets[eni["subnet_id"]]
             d = {"device-number": "0" if lagging else str(att["device_index"]),
                  "interface-id": eni["id"],
-                 "local-hostname": f"ip-{eni['private_ip'].replace('.', '-')}.ec2.internal",
+                 "local-hostname": private_dns(w.region, eni["private_ip"]),
                  "local-ipv4s": eni["private_ip"],
                  "mac": eni["mac"],
                  "owner-id": w.account,

@@ -41,6 +41,13 @@ def iso_s(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+def private_dns(region, ip):
+    """EC2's private DNS name: ip-10-0-1-23.ec2.internal in us-east-1, else
+    ip-10-0-1-23.<region>.compute.internal."""
+    suffix = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
+    return f"ip-{ip.replace('.', '-')}.{suffix}"
+
+
 class World:
     """All resources of the fake account, and the transitions between their states."""
 

@@ -1,6 +1,8 @@
 """Signatures: the fake must refuse anything botocore would not have signed so."""
 
 import hashlib
+import shutil
+import subprocess
 
 import pytest
 from botocore.compat import HTTPHeaders
@@ -44,6 +46,21 @@ def test_awkward_characters_in_signed_values_verify(fake):
     got = ec2.describe_network_interfaces(Filters=[{"Name": "tag:Name", "Values": [odd]},
                                                    {"Name": "description", "Values": [odd]}])
     assert got["NetworkInterfaces"] == []
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl")
+def test_another_signer_libcurls_is_accepted(fake):
+    # A signer that is not botocore's: the check must not depend on botocore's quirks.
+    ak, secret, _ = HOST_KEY
+    done = subprocess.run(
+        ["curl", "-sS", "--aws-sigv4", "aws:amz:us-east-1:ec2", "--user", f"{ak}:{secret}",
+         "-H", "Content-Type: application/x-www-form-urlencoded; charset=utf-8",
+         "--data", "Action=DescribeVolumes&Version=2016-11-15&Filter.1.Name=tag%3AName"
+                   "&Filter.1.Value.1=KAFKA-%2A", fake.endpoints["ec2"] + "/"],
+        capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert fake.requests()[-1]["http_status"] == 200
+    assert done.stdout.count("<volumeId>") == 3
 
 
 def test_session_credentials_sign_with_their_token(fake):
