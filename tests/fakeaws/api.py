@@ -111,7 +111,6 @@ class Ec2Protocol:
     """EC2's dialect of the Query protocol (API Reference, "Error codes")."""
 
     namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
-    server_header = "AmazonEC2"
     # API Reference, Common client errors: RequestExpired past 15 minutes of skew.
     skew_s = 15 * 60
     _AUTH = {
@@ -183,7 +182,6 @@ class Ec2Protocol:
 class AwsQueryProtocol:
     """CloudFormation's and Auto Scaling's dialect of the Query protocol."""
 
-    server_header = None
     # "Signature expired: ... (... - 5 min.)" from CloudFormation (hashicorp/terraform
     # #9571) and Auto Scaling (aws/aws-sdk-ruby #522, aws/aws-parallelcluster #2055).
     skew_s = 5 * 60

@@ -43,8 +43,8 @@ def _error(status, headers=None):
     return Response(status, body, [("Content-Type", "text/html")] + (headers or []))
 
 
-def _text(value, headers=None):
-    return Response(200, value.encode(), [("Content-Type", "text/plain")] + (headers or []))
+def _text(value):
+    return Response(200, value.encode(), [("Content-Type", "text/plain")])
 
 
 def _json(obj):
@@ -55,17 +55,15 @@ def _json(obj):
 class Imds:
     """The instance metadata service."""
 
-    server_header = "EC2ws"
-
     def __init__(self, fake):
         self.fake = fake
         self.world = fake.world
 
     def _caller(self, req):
         bound = req.listener.get("instance_id")
-        if bound:
-            return bound
         with self.world.lock:
+            if bound:
+                return bound if bound in self.world.instances else None
             for inst in self.world.instances.values():
                 if inst["private_ip"] == req.source_ip and inst["state"] != "terminated":
                     return inst["id"]
