@@ -3,6 +3,7 @@
 #include "kb/http.h"
 
 #include <curl/curl.h>
+#include <openssl/rand.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -442,4 +443,25 @@ out:
 	curl_slist_free_all(headers);
 	free(url);
 	return ret;
+}
+
+int64_t http_backoff_ms(int retry, int64_t base_ms, int64_t cap_ms, double rand01)
+{
+	int64_t ceiling = base_ms;
+
+	for (int i = 1; i < retry && ceiling < cap_ms; i++)
+		ceiling *= 2;
+	if (ceiling > cap_ms)
+		ceiling = cap_ms;
+	return (int64_t)(rand01 * (double)ceiling);
+}
+
+double http_random01(void)
+{
+	uint64_t bits = 0;
+
+	/* A failing generator leaves 0: the shortest wait, still bounded by the attempt count. */
+	if (RAND_bytes((unsigned char *)&bits, sizeof(bits)) != 1)
+		return 0.0;
+	return (double)(bits >> 11) / 9007199254740992.0; /* 53 bits / 2^53 */
 }

@@ -82,4 +82,11 @@ void http_response_clear(struct http_response *resp);
 /* The failures of http_send worth another attempt (timeouts and connection errors). */
 bool http_error_is_transient(int ret);
 
+/* Full-jitter exponential backoff, the AWS SDKs' formula: rand01 x min(base x 2^(retry-1),
+ * cap), retry counted from 1. rand01 is in [0, 1). */
+int64_t http_backoff_ms(int retry, int64_t base_ms, int64_t cap_ms, double rand01);
+/* A uniform double in [0, 1) from OpenSSL's generator (jitter must differ across instances
+ * booting together, so no fixed seed). */
+double http_random01(void);
+
 #endif
