@@ -126,8 +126,9 @@ static void stub_reply_to(struct stub *s, int fd, const char *body)
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d Stub\r\nContent-Type: text/xml;charset=UTF-8\r\n"
 		     "Content-Length: %zu\r\n\r\n", r->status, strlen(r->body));
-	if (write(fd, head, (size_t)n) != n ||
-	    write(fd, r->body, strlen(r->body)) != (ssize_t)strlen(r->body))
+	/* MSG_NOSIGNAL: a client that hung up must not kill the test with SIGPIPE. */
+	if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n ||
+	    send(fd, r->body, strlen(r->body), MSG_NOSIGNAL) != (ssize_t)strlen(r->body))
 		fprintf(stderr, "stub: write: %s\n", strerror(errno));
 }
 
