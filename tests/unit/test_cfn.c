@@ -131,29 +131,31 @@ static void only_names_and_arns_of_botocores_pattern_are_sent(void **state)
 	static const char *const bad_stacks[] = {
 		"", "1kafka", "kafka_prod", "kafka prod", "-kafka", "arn:aws-foo:cloudformation:x",
 		"arn:awsx:cloudformation:x", "arn:aws:cloudformation:us-east-1:1:stack/a b/c",
-		"arn:aws", "kafka\xc3\xa9",
-		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"arn:aws", "kafka\xc3\xa9", NULL /* 129 letters, below */,
 	};
 	static const char *const good_stacks[] = {
 		"k", "kafka-prod-2", "arn:aws-us-gov:cloudformation:us-gov-west-1:1:stack/k/x",
 		"arn:aws-cn:cloudformation:cn-north-1:1:stack/k/x", STACK_ARN,
 	};
-	struct stub_reply replies[5];
+	struct stub_reply replies[6];
 	struct kb_error err = {{0}};
-	char id65[66];
+	char id65[66], name129[130];
 	struct stub s;
 	struct aws_ctx *ctx;
 
 	(void)state;
-	for (size_t i = 0; i < 5; i++)
+	memset(name129, 'a', 129);
+	name129[129] = '\0';
+	for (size_t i = 0; i < 6; i++)
 		replies[i] = (struct stub_reply){200, signal_ok};
-	ctx = stub_ctx(&s, replies, 5);
+	ctx = stub_ctx(&s, replies, 6);
 	for (size_t i = 0; i < sizeof(bad_stacks) / sizeof(bad_stacks[0]); i++) {
+		const char *stack = bad_stacks[i] ? bad_stacks[i] : name129;
+
 		kb_error_clear(&err);
-		if (cfn_signal_resource(ctx, bad_stacks[i], "BrokerGroup", "i-1", true,
+		if (cfn_signal_resource(ctx, stack, "BrokerGroup", "i-1", true,
 					deadline_after_ms(10000), &err) != -EINVAL)
-			fail_msg("stack '%s' was not refused", bad_stacks[i]);
+			fail_msg("stack '%s' was not refused", stack);
 		assert_non_null(strstr(err.msg, "is neither a stack name nor a CloudFormation"));
 	}
 	memset(id65, 'i', 65);
@@ -171,7 +173,10 @@ static void only_names_and_arns_of_botocores_pattern_are_sent(void **state)
 					deadline_after_ms(10000), &err) != 0)
 			fail_msg("stack '%s' refused: %s", good_stacks[i], err.msg);
 	}
-	assert_int_equal(stub_served(&s), 5);
+	name129[128] = '\0';
+	assert_int_equal(cfn_signal_resource(ctx, name129, "BrokerGroup", "i-1", true,
+					     deadline_after_ms(10000), &err), 0);
+	assert_int_equal(stub_served(&s), 6);
 	aws_ctx_free(ctx);
 	stub_stop(&s);
 }
