@@ -18,20 +18,6 @@
 
 #define ASG_NS "xmlns=\"http://autoscaling.amazonaws.com/doc/2011-01-01/\""
 
-static struct aws_ctx *stub_ctx(struct stub *s, const struct stub_reply *replies, size_t n)
-{
-	struct aws_ctx_options opts = {.region = "us-east-1"};
-	struct kb_error err = {{0}};
-	struct aws_ctx *ctx;
-
-	assert_int_equal(stub_start(s, replies, n), 0);
-	stub_env(s);
-	ctx = aws_ctx_new(&opts, deadline_after_ms(10000), &err);
-	if (!ctx)
-		fail_msg("aws_ctx_new: %s", err.msg);
-	return ctx;
-}
-
 static void health_and_lifecycle_send_the_models_parameters(void **state)
 {
 	const struct stub_reply replies[] = {

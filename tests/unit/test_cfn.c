@@ -31,20 +31,6 @@ static const char signal_ok[] =
 	"<ResponseMetadata><RequestId>7f3e6b4c-0000-4000-8000-000000000000</RequestId>"
 	"</ResponseMetadata></SignalResourceResponse>";
 
-static struct aws_ctx *stub_ctx(struct stub *s, const struct stub_reply *replies, size_t n)
-{
-	struct aws_ctx_options opts = {.region = "us-east-1"};
-	struct kb_error err = {{0}};
-	struct aws_ctx *ctx;
-
-	assert_int_equal(stub_start(s, replies, n), 0);
-	stub_env(s);
-	ctx = aws_ctx_new(&opts, deadline_after_ms(10000), &err);
-	if (!ctx)
-		fail_msg("aws_ctx_new: %s", err.msg);
-	return ctx;
-}
-
 static char *fixture(const char *name)
 {
 	const char *src = getenv("KB_SOURCE_DIR");
