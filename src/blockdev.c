@@ -311,26 +311,21 @@ int blockdev_lookup(const struct blockdev_roots *roots, const char *volume_id,
 }
 
 /* Watches what udev and devtmpfs change when a volume appears: the /dev root (the node) and
- * disk/by-id (the link), whichever exist. Best effort: without inotify the poll still runs. */
-static int watch_dev_tree(const struct blockdev_roots *roots)
+ * disk/by-id (the link), whichever exist. Adding a watch again is harmless (same descriptor),
+ * so this runs before every look: a directory created since the last one is watched before
+ * it is read, and nothing created in it can slip between. Best effort: the poll remains. */
+static void watch_dev_tree(int ifd, const struct blockdev_roots *roots)
 {
 	static const char *const subdirs[] = {"", "/disk", "/disk/by-id"};
-	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 
-	if (fd < 0) {
-		log_debug("inotify unavailable (%s): polling for the device", strerror(errno));
-		return -1;
-	}
 	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-		char *dir = NULL;
+		char *dir = fmt_new("%s%s", roots->dev_root, subdirs[i]);
 
-		if (!(dir = fmt_new("%s%s", roots->dev_root, subdirs[i])))
-			break;
-		/* A missing directory is fine: the poll covers what appears later. */
-		(void)inotify_add_watch(fd, dir, IN_CREATE | IN_MOVED_TO | IN_ATTRIB);
+		/* A missing directory is fine: its parent's watch reports its creation. */
+		if (dir)
+			(void)inotify_add_watch(ifd, dir, IN_CREATE | IN_MOVED_TO | IN_ATTRIB);
 		free(dir);
 	}
-	return fd;
 }
 
 /* Sleeps until an inotify event or ms passed, then drains the queue. */
@@ -354,10 +349,13 @@ int blockdev_find(const struct blockdev_roots *roots, const char *volume_id,
 		  struct kb_error *err)
 {
 	int64_t interval = 50;
+	bool watching = false;
 	int ifd = -1;
 	int ret;
 
 	for (;;) {
+		if (ifd >= 0)
+			watch_dev_tree(ifd, roots);
 		ret = blockdev_lookup(roots, volume_id, requested, path, how, err);
 		if (ret != -ENOENT)
 			break;
@@ -372,10 +370,17 @@ int blockdev_find(const struct blockdev_roots *roots, const char *volume_id,
 									     : requested);
 			break;
 		}
-		if (ifd < 0 && interval == 50)
-			ifd = watch_dev_tree(roots);
+		if (!watching) {
+			/* Not there at the first look: watch, then look again at once. */
+			watching = true;
+			ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+			if (ifd >= 0)
+				continue;
+			log_debug("inotify unavailable (%s): polling for the device",
+				  strerror(errno));
+		}
 		wait_for_change(ifd, deadline_min(interval, deadline_remaining_ms(deadline)));
-		/* sysfs has no notifications: keep polling, but not busily. */
+		/* sysfs sends no notifications: keep polling, but not busily. */
 		interval = interval * 2 > 1000 ? 1000 : interval * 2;
 	}
 	if (ifd >= 0)
