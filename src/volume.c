@@ -262,6 +262,9 @@ static int attach_until_attached(struct attach *a, const char *device)
 
 			if (r < 0 || run->mode == KB_MODE_PLAN)
 				return r < 0 ? r : 1;
+			/* An attach takes seconds: look again soon, not at the grown interval. */
+			if (r == 0)
+				interval = POLL_FIRST_MS;
 		} else if (run->mode == KB_MODE_PLAN) {
 			kb_run_change(run, "wait for %s", a->waiting_for ? a->waiting_for : "it");
 			return 1;

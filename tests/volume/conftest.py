@@ -1,7 +1,7 @@
 """Fixtures for the volume stage's tests: a private /dev and /sys tree, a mount point, and a
 recording mkfs shim first on PATH, all under one temporary directory named with the pid.
 
-The block-device half runs through tests/tools/volume_driver (volume_prepare() without IMDS,
+The block-device half runs through tests/tools/kb-volume (volume_prepare() without IMDS,
 EC2 or ZooKeeper); the /dev tree points at real loop devices by symlink, as udev's by-id links
 point at real nodes."""
 import os
@@ -22,7 +22,7 @@ exec {real} "$@"
 def driver_path():
     binary_dir = os.environ.get("KB_BINARY_DIR") or os.path.join(
         os.path.dirname(__file__), "..", "..", "build")
-    return os.path.join(binary_dir, "tests", "tools", "volume_driver")
+    return os.path.join(binary_dir, "tools", "kb-volume")
 
 
 class VolumeWorld:
@@ -85,13 +85,15 @@ class VolumeWorld:
 
     # running
 
-    def run(self, broker_id, volume_id, *args, config=None, deadline_ms=10000):
-        env = dict(os.environ)
+    def run(self, broker_id, volume_id, *args, config=None, env=None, deadline_ms=10000):
+        """Runs kb-volume: the local half for volume_id, or the whole stage (volume_id None,
+        args naming the instance) against the endpoints in env."""
+        env = {**os.environ, **(env or {})}
         env["PATH"] = self.bin + ":" + env.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         for key, value in {**self.config, **(config or {})}.items():
             env["KAFKA_BOOTSTRAP_" + key] = value
-        argv = [driver_path(), "--broker-id", str(broker_id), "--volume-id", volume_id,
-                "--deadline-ms", str(deadline_ms), *args]
+        argv = [driver_path(), "--broker-id", str(broker_id), "--deadline-ms", str(deadline_ms),
+                *(["--volume-id", volume_id] if volume_id else []), *args]
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
         proc.changes = [l[len("change: "):] for l in proc.stdout.splitlines()
                         if l.startswith("change: ")]
