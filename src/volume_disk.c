@@ -21,24 +21,21 @@
 
 #include "kb/blockdev.h"
 #include "kb/file.h"
-#include "kb/javaprops.h"
 #include "kb/log.h"
 #include "kb/mountpoint.h"
+#include "kb/properties.h"
 
 static const char *const identity_keys[] = {"broker.id", "node.id"};
 
-static int check_identity_key(const char *text, size_t len, const char *path, const char *key,
-			      int broker_id, struct kb_error *err)
+static int check_identity_key(const struct properties *props, const char *path,
+			      const char *key, int broker_id, struct kb_error *err)
 {
-	char *value = NULL, *end;
+	char *value = properties_get_new(props, key), *end;
 	long id;
-	int ret = javaprops_get(text, len, key, &value);
+	int ret = 0;
 
-	if (ret == -ENOENT)
+	if (!value)
 		return 0;
-	if (ret < 0)
-		return kb_errorf(err, KB_EFOREIGN, "cannot tell which broker this volume belongs "
-				 "to: %s is malformed (%s)", path, strerror(-ret));
 	errno = 0;
 	id = strtol(value, &end, 10);
 	if (errno || end == value || *end != '\0' || id < 0 || id > INT_MAX)
@@ -54,6 +51,7 @@ static int check_identity_key(const char *text, size_t len, const char *path, co
 int volume_check_identity(const char *log_dir, int broker_id, struct kb_error *err)
 {
 	struct kb_error scratch = {{0}};
+	struct properties *props = NULL;
 	char *path = NULL, *text = NULL;
 	size_t len;
 	int ret;
@@ -69,9 +67,17 @@ int volume_check_identity(const char *log_dir, int broker_id, struct kb_error *e
 		ret = kb_errorf(err, -ret, "%s", scratch.msg);
 		goto out;
 	}
+	/* Kafka wrote it with java.util.Properties: read it as Java does. */
+	props = properties_parse_new(text, len, &scratch);
+	if (!props) {
+		ret = kb_errorf(err, KB_EFOREIGN, "cannot tell which broker this volume belongs "
+				"to: %s: %s", path, scratch.msg);
+		goto out;
+	}
 	for (size_t i = 0; i < sizeof(identity_keys) / sizeof(identity_keys[0]) && ret == 0; i++)
-		ret = check_identity_key(text, len, path, identity_keys[i], broker_id, err);
+		ret = check_identity_key(props, path, identity_keys[i], broker_id, err);
 out:
+	properties_free(props);
 	free(text);
 	free(path);
 	return ret;
