@@ -617,9 +617,8 @@ int blockdev_label(const char *fstype, int broker_id, char **label, struct kb_er
 		return kb_errorf(err, EINVAL, "kafka-bootstrap does not create %s filesystems",
 				 fstype);
 	*label = fmt_new("kafka-%d", broker_id);
-	if (!*label) {
+	if (!*label)
 		return kb_errorf(err, ENOMEM, "out of memory");
-	}
 	if (strlen(*label) > kind->label_max) {
 		kb_errorf(err, KB_ECONFIG, "label %s for broker %d is longer than the %zu "
 			  "characters a %s label holds", *label, broker_id, kind->label_max,
@@ -635,6 +634,7 @@ int blockdev_mkfs(const char *path, const char *fstype, const char *label, int64
 		  struct kb_error *err)
 {
 	const struct fs_kind *kind = fs_kind_lookup(fstype);
+	char *argv[] = {NULL, "-L", (char *)label, "--", (char *)path, NULL};
 	struct blockdev_probe probe = {0};
 	struct spawn_result res = {0};
 	int ret;
@@ -642,6 +642,7 @@ int blockdev_mkfs(const char *path, const char *fstype, const char *label, int64
 	if (!kind)
 		return kb_errorf(err, EINVAL, "kafka-bootstrap does not create %s filesystems",
 				 fstype);
+	argv[0] = (char *)kind->program;
 	/* The check closest to the write: whatever looked blank before may not be now, and the
 	 * exclusive open proves nothing mounted or assembled it meanwhile. mkfs opens it O_EXCL
 	 * itself, so ours must be closed before it runs; without a force flag it also refuses
@@ -656,8 +657,6 @@ int blockdev_mkfs(const char *path, const char *fstype, const char *label, int64
 		blockdev_probe_clear(&probe);
 		return ret;
 	}
-	char *argv[] = {(char *)kind->program, "-L", (char *)label, "--", (char *)path, NULL};
-
 	log_info("creating %s labelled %s on %s", fstype, label, path);
 	ret = spawn_run(argv, deadline, &res, err);
 	if (ret < 0)

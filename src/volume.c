@@ -187,17 +187,27 @@ static int decide_foreign(struct attach *a, const struct ec2_volume *v)
 	return ret;
 }
 
+static bool in_other_az(const struct kb_run *run, const struct ec2_volume *v)
+{
+	return v->az && run->identity.az && strcmp(v->az, run->identity.az) != 0;
+}
+
+static int refuse_other_az(struct kb_run *run, const struct ec2_volume *v)
+{
+	const char *az = run->identity.az;
+
+	return kb_errorf(&run->err, KB_EHELD, "%s is in %s and this instance in %s: an EBS "
+			 "volume attaches only within its AZ. Creating a copy from a snapshot in "
+			 "this AZ is a later feature; until then move the data by hand "
+			 "(snapshot, create a volume in %s, tag it)", v->id, v->az, az, az);
+}
+
 static int decide(struct attach *a)
 {
 	const struct ec2_volume *v = a->vol;
-	const char *az = a->run->identity.az;
 
-	if (v->az && az && strcmp(v->az, az) != 0)
-		return kb_errorf(&a->run->err, KB_EHELD, "%s is in %s and this instance in %s: an "
-				 "EBS volume attaches only within its AZ. Creating a copy from a "
-				 "snapshot in this AZ is a later feature; until then move the data "
-				 "by hand (snapshot, create a volume in %s, tag it)", v->id, v->az,
-				 az, az);
+	if (in_other_az(a->run, v))
+		return refuse_other_az(a->run, v);
 	if (v->attachment_instance_id && strcmp(v->attachment_instance_id, a->me) == 0) {
 		const char *s = v->attachment_status ? v->attachment_status : "attached";
 
@@ -307,14 +317,13 @@ static int explain_missing(struct kb_run *run)
 				   &list, &run->err);
 	if (ret < 0)
 		return ret;
-	for (size_t i = 0; i < list->count; i++) {
-		if (list->items[i].az && run->identity.az &&
-		    strcmp(list->items[i].az, run->identity.az) != 0) {
-			struct attach a = {.run = run, .vol = &list->items[i]};
-
-			ret = decide(&a);
-			break;
-		}
+	for (size_t i = 0; i < list->count && ret == 0; i++) {
+		if (in_other_az(run, &list->items[i]))
+			ret = refuse_other_az(run, &list->items[i]);
+		else
+			ret = kb_errorf(&run->err, EAGAIN, "%s carries %s=%s but was not seen by "
+					"discover (EC2 is eventually consistent): run again",
+					list->items[i].id, cfg->tag_key, name);
 	}
 	if (ret == 0)
 		ret = kb_errorf(&run->err, ENOENT, "no EBS volume carries %s=%s%s%s: create one "

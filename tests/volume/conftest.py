@@ -4,6 +4,8 @@ recording mkfs shim first on PATH, all under one temporary directory named with 
 The block-device half runs through tests/tools/kb-volume (volume_prepare() without IMDS,
 EC2 or ZooKeeper); the /dev tree points at real loop devices by symlink, as udev's by-id links
 point at real nodes."""
+import contextlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -11,7 +13,7 @@ import tempfile
 
 import pytest
 
-from harness.loopdev import Image, LoopDevice, MIB, XFS_MIN_BYTES, mounts_of, run
+from harness.loopdev import Image, LoopDevice, MIB, XFS_MIN_BYTES, run
 
 SHIM = """#!/bin/sh
 printf '%s\\n' "$(basename "$0") $*" >> "{log}"
@@ -50,6 +52,7 @@ class VolumeWorld:
             "KAFKA_USER": "4242",
         }
         self._stack = []
+        self._prep = itertools.count()
 
     # devices
 
@@ -100,6 +103,17 @@ class VolumeWorld:
         proc.device = next((l[len("device: "):] for l in proc.stdout.splitlines()
                             if l.startswith("device: ")), None)
         return proc
+
+    @contextlib.contextmanager
+    def opened(self, loop, *options):
+        """The volume mounted by the test itself (to prepare or inspect it), then unmounted."""
+        path = os.path.join(self.root, f"prep{next(self._prep)}")
+        os.makedirs(path)
+        run("mount", *options, loop.path, path)
+        try:
+            yield path
+        finally:
+            run("umount", path)
 
     def mkfs_calls(self):
         if not os.path.exists(self.mkfs_log):

@@ -284,3 +284,11 @@ def test_take_over_stopped_detaches_from_the_stopped_owner_then_attaches(world, 
                for c in proc.changes), proc.changes
     detaches = [r for r in calls(fake, "DetachVolume") if not r["dry_run"]]
     assert len(detaches) == 1
+
+
+def test_missing_volume_is_named_in_the_error(world, cloud):
+    fake = cloud(fixture([volume(name="KAFKA-4")]))
+    proc = run_stage(world, fake)
+    assert proc.returncode == 70, proc.stderr
+    assert "no EBS volume carries Name=KAFKA-3 in cluster test" in proc.stderr
+    assert calls(fake, "AttachVolume") == []

@@ -2,7 +2,6 @@
 it is, its data intact; reruns change nothing; plan changes nothing."""
 import hashlib
 import os
-import subprocess
 
 from conftest import dev_numbers
 from harness.loopdev import blkid_probe, make_ext4, make_xfs, run
@@ -10,11 +9,9 @@ from harness.loopdev import blkid_probe, make_ext4, make_xfs, run
 VOL = "vol-0a1b2c3d4e5f60718"
 
 
-def write_data(device, fstype, mount_dir):
-    """Mounts device (by the test itself), writes a file, returns its sha256."""
-    os.makedirs(mount_dir, exist_ok=True)
-    run("mount", "-t", fstype, device, mount_dir)
-    try:
+def write_data(world, loop):
+    """Writes Kafka-like data onto the volume; returns the sha256 of the segment."""
+    with world.opened(loop) as mount_dir:
         os.makedirs(os.path.join(mount_dir, "logs", "topic-0"))
         data = os.urandom(3 << 20)
         with open(os.path.join(mount_dir, "logs", "topic-0", "00000000.log"), "wb") as f:
@@ -22,8 +19,6 @@ def write_data(device, fstype, mount_dir):
         with open(os.path.join(mount_dir, "logs", "meta.properties"), "w") as f:
             f.write("#Mon Nov 23 10:00:00 UTC 2026\nversion=0\nbroker.id=3\n")
         return hashlib.sha256(data).hexdigest()
-    finally:
-        run("umount", mount_dir)
 
 
 def file_sha(path):
@@ -103,7 +98,7 @@ def test_plan_on_blank_volume_says_it_would_format_and_changes_nothing(world):
 def test_xfs_volume_with_data_is_mounted_as_it_is_and_data_intact(world):
     loop = world.xfs_loop()
     make_xfs(loop.path, label="old-label")
-    digest = write_data(loop.path, "xfs", os.path.join(world.root, "prep"))
+    digest = write_data(world, loop)
     world.link_by_id(VOL, loop)
     proc = world.run(3, VOL, config={"FILESYSTEM": "ext4"})
     assert proc.returncode == 0, proc.stderr
@@ -116,7 +111,7 @@ def test_xfs_volume_with_data_is_mounted_as_it_is_and_data_intact(world):
 def test_ext4_volume_with_data_is_mounted_as_it_is_and_data_intact(world):
     loop = world.loop()
     make_ext4(loop.path)
-    digest = write_data(loop.path, "ext4", os.path.join(world.root, "prep"))
+    digest = write_data(world, loop)
     world.link_by_id(VOL, loop)
     proc = world.run(3, VOL)
     assert proc.returncode == 0, proc.stderr

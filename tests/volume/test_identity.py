@@ -13,28 +13,20 @@ def volume_with_meta(world, text, owner=1234):
     """An ext4 volume whose logs/meta.properties holds text, its files owned by owner."""
     loop = world.loop()
     make_ext4(loop.path)
-    prep = os.path.join(world.root, "prep")
-    os.makedirs(prep)
-    run("mount", loop.path, prep)
-    try:
+    with world.opened(loop) as prep:
         logs = os.path.join(prep, "logs")
         os.makedirs(os.path.join(logs, "orders-0"))
         with open(os.path.join(logs, "meta.properties"), "w") as f:
             f.write(text)
         for path in (logs, os.path.join(logs, "orders-0"), os.path.join(logs, "meta.properties")):
             os.lchown(path, owner, owner)
-    finally:
-        run("umount", prep)
     world.link_by_id(VOL, loop)
     return loop
 
 
 def snapshot_volume(world, loop):
     """Owners and contents of every file on the volume, read by the test's own mount."""
-    prep = os.path.join(world.root, "check")
-    os.makedirs(prep, exist_ok=True)
-    run("mount", "-o", "ro", loop.path, prep)
-    try:
+    with world.opened(loop, "-o", "ro") as prep:
         seen = {}
         for dirpath, dirnames, filenames in os.walk(prep):
             for name in dirnames + filenames:
@@ -43,8 +35,6 @@ def snapshot_volume(world, loop):
                 content = open(path, "rb").read() if os.path.isfile(path) else None
                 seen[os.path.relpath(path, prep)] = (st.st_uid, st.st_gid, content)
         return seen
-    finally:
-        run("umount", prep)
 
 
 KAFKA_ZK_META = "#\n#Tue Nov 24 09:12:44 UTC 2026\ncluster.id=Qx1\nversion=0\nbroker.id=%s\n"

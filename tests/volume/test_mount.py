@@ -2,6 +2,7 @@
 log_dir given to the Kafka user, ownership repaired when the volume comes from an AMI whose
 Kafka user had another uid, without following symlinks or entering other mounts."""
 import os
+import pwd
 
 from conftest import dev_numbers
 from harness.loopdev import make_ext4, run
@@ -72,10 +73,7 @@ def test_operation_in_mount_options_is_a_config_error(world):
 def populate_foreign_owned(world, loop, outside):
     """Kafka data owned by uid 1234 (the old AMI's kafka), a symlink pointing out of the
     volume, and another filesystem mounted inside log_dir."""
-    prep = os.path.join(world.root, "prep")
-    os.makedirs(prep)
-    run("mount", loop.path, prep)
-    try:
+    with world.opened(loop) as prep:
         logs = os.path.join(prep, "logs")
         os.makedirs(os.path.join(logs, "orders-0"))
         for name in ("orders-0/00000000.log", "orders-0/00000000.index", "meta.properties"):
@@ -86,8 +84,6 @@ def populate_foreign_owned(world, loop, outside):
         for dirpath, dirnames, filenames in os.walk(prep):
             for name in dirnames + filenames:
                 os.lchown(os.path.join(dirpath, name), 1234, 1234)
-    finally:
-        run("umount", prep)
 
 
 def test_files_of_another_uid_are_given_to_the_kafka_user(world):
@@ -147,7 +143,6 @@ def test_kafka_user_by_name(world):
     proc = world.run(3, VOL, config={"KAFKA_USER": "nobody"})
     assert proc.returncode == 0, proc.stderr
     st = os.stat(world.log_dir)
-    import pwd
     nobody = pwd.getpwnam("nobody")
     assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid)
 
