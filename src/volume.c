@@ -79,10 +79,10 @@ static int check_unique(struct kb_run *run)
 			continue;
 		count++;
 		describe_volume(&list->items[i], one, sizeof(one));
-		used += (size_t)snprintf(listed + used, used < sizeof(listed) ? sizeof(listed) - used : 0,
-					 "%s%s", count > 1 ? ", " : "", one);
-		if (used >= sizeof(listed))
-			used = sizeof(listed);
+		/* Cut at the buffer's end: the message says how many there are anyway. */
+		if (used < sizeof(listed))
+			used += (size_t)snprintf(listed + used, sizeof(listed) - used, "%s%s",
+						 count > 1 ? ", " : "", one);
 	}
 	if (count <= 1)
 		return 0;
@@ -105,18 +105,19 @@ __attribute__((format(printf, 2, 3))) static int set_waiting(struct attach *a,
 	return STEP_WAIT;
 }
 
+/* On failure the previous view stays: the caller may decide on it again. */
 static int refresh(struct attach *a)
 {
 	struct kb_run *run = a->run;
-	int ret;
+	struct ec2_volume_list *list = NULL;
+	int ret = ec2_describe_volume(run->aws, a->volume_id, run->stage_deadline, &list,
+				      &run->err);
 
-	ec2_volume_list_free(a->fresh);
-	a->fresh = NULL;
-	ret = ec2_describe_volume(run->aws, a->volume_id, run->stage_deadline, &a->fresh,
-				  &run->err);
 	if (ret < 0)
 		return ret;
-	a->vol = &a->fresh->items[0];
+	ec2_volume_list_free(a->fresh);
+	a->fresh = list;
+	a->vol = &list->items[0];
 	return 0;
 }
 
@@ -257,7 +258,7 @@ static int attach_until_attached(struct attach *a, const char *device)
 {
 	struct kb_run *run = a->run;
 	int64_t interval = POLL_FIRST_MS;
-	int step;
+	int step, r;
 
 	for (;;) {
 		step = decide(a);
@@ -268,8 +269,7 @@ static int attach_until_attached(struct attach *a, const char *device)
 					 "(%s): run the volume stage first", a->volume_id,
 					 a->waiting_for ? a->waiting_for : "available");
 		if (step == STEP_ATTACH) {
-			int r = attach_once(a, device);
-
+			r = attach_once(a, device);
 			if (r < 0 || run->mode == KB_MODE_PLAN)
 				return r < 0 ? r : 1;
 			/* An attach takes seconds: look again soon, not at the grown interval. */
@@ -286,14 +286,15 @@ static int attach_until_attached(struct attach *a, const char *device)
 					 "deadline", a->waiting_for ? a->waiting_for
 								     : a->volume_id);
 		interval = interval * 2 > POLL_MAX_MS ? POLL_MAX_MS : interval * 2;
-		step = refresh(a);
-		if (step == -ENOENT) {
-			/* Just created or just retagged: not visible everywhere yet. */
+		r = refresh(a);
+		if (r == -ENOENT) {
+			/* Just created or just retagged: not visible everywhere yet. The last
+			 * view is decided on again. */
 			kb_error_clear(&run->err);
 			continue;
 		}
-		if (step < 0)
-			return step;
+		if (r < 0)
+			return r;
 	}
 }
 

@@ -184,16 +184,13 @@ static int chown_tree(const char *dir, const struct owner *to, unsigned long *co
 	return ret;
 }
 
-static int own_log_dir(struct kb_run *run)
+static int own_log_dir(struct kb_run *run, struct owner to)
 {
 	const struct kb_config *cfg = run->cfg;
-	struct owner to;
 	struct stat st;
 	unsigned long count = 0;
-	int ret = resolve_owner(cfg->kafka_user, &to, &run->err);
+	int ret;
 
-	if (ret < 0)
-		return ret;
 	if (lstat(cfg->log_dir, &st) < 0) {
 		if (errno != ENOENT)
 			return kb_errorf(&run->err, errno, "cannot stat %s: %s", cfg->log_dir,
@@ -367,10 +364,16 @@ int volume_prepare(struct kb_run *run, const char *volume_id, const char *reques
 	const struct kb_config *cfg = run->cfg;
 	struct blockdev_roots roots = {.dev_root = cfg->dev_root, .sysfs_root = cfg->sysfs_root};
 	struct prepare p = {.run = run, .cfg = cfg, .volume_id = volume_id};
+	struct owner owner;
 	struct stat st;
 	char *how = NULL;
 	int ret;
 
+	/* A kafka_user this machine does not know is a configuration error: found before
+	 * anything changes. */
+	ret = resolve_owner(cfg->kafka_user, &owner, &run->err);
+	if (ret < 0)
+		return ret;
 	ret = blockdev_find(&roots, volume_id, requested, run->stage_deadline, &p.dev, &how,
 			    &run->err);
 	if (ret < 0)
@@ -401,7 +404,7 @@ int volume_prepare(struct kb_run *run, const char *volume_id, const char *reques
 		goto out;
 	}
 	if (!run->prerequisite)
-		ret = own_log_dir(run);
+		ret = own_log_dir(run, owner);
 done:
 	if (ret == 0) {
 		free(run->device);

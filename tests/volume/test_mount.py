@@ -152,6 +152,7 @@ def test_unknown_kafka_user_is_a_config_error(world):
     proc = world.run(3, VOL, config={"KAFKA_USER": "no-such-user-kb"})
     assert proc.returncode == 78
     assert "no-such-user-kb" in proc.stderr
+    assert world.mounted_device() is None, "changed something before the config error"
 
 
 def test_prerequisite_requires_the_volume_mounted_and_changes_nothing(world):
