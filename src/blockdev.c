@@ -56,7 +56,8 @@ static char *volume_serial(const char *volume_id)
 		if (!isxdigit((unsigned char)*p))
 			return NULL;
 	}
-	if (!(serial = fmt_new("vol%s", hex)))
+	serial = fmt_new("vol%s", hex);
+	if (!serial)
 		return NULL;
 	return serial;
 }
@@ -119,7 +120,8 @@ static int node_in_dev(const struct blockdev_roots *roots, const char *name, cha
 	char *node;
 	int ret;
 
-	if (!(node = fmt_new("%s/%s", roots->dev_root, name)))
+	node = fmt_new("%s/%s", roots->dev_root, name);
+	if (!node)
 		return kb_errorf(err, ENOMEM, "out of memory");
 	ret = resolve_block(node, path, err);
 	free(node);
@@ -136,7 +138,8 @@ static int find_in_sys_block(const struct blockdev_roots *roots, const char *ser
 	struct dirent *de;
 	int ret = -ENOENT;
 
-	if (!(dir_path = fmt_new("%s/block", roots->sysfs_root)))
+	dir_path = fmt_new("%s/block", roots->sysfs_root);
+	if (!dir_path)
 		return kb_errorf(err, ENOMEM, "out of memory");
 	dir = opendir(dir_path);
 	while (dir && ret == -ENOENT && (de = readdir(dir)) != NULL) {
@@ -145,7 +148,8 @@ static int find_in_sys_block(const struct blockdev_roots *roots, const char *ser
 
 		if (strncmp(de->d_name, "nvme", 4) != 0)
 			continue;
-		if (!(file = fmt_new("%s/%s/device/serial", dir_path, de->d_name))) {
+		file = fmt_new("%s/%s/device/serial", dir_path, de->d_name);
+		if (!file) {
 			ret = kb_errorf(err, ENOMEM, "out of memory");
 			break;
 		}
@@ -187,7 +191,8 @@ static int find_in_class_nvme(const struct blockdev_roots *roots, const char *se
 	struct dirent *de;
 	int ret = -ENOENT;
 
-	if (!(dir_path = fmt_new("%s/class/nvme", roots->sysfs_root)))
+	dir_path = fmt_new("%s/class/nvme", roots->sysfs_root);
+	if (!dir_path)
 		return kb_errorf(err, ENOMEM, "out of memory");
 	dir = opendir(dir_path);
 	while (dir && ret == -ENOENT && (de = readdir(dir)) != NULL) {
@@ -220,16 +225,11 @@ static int find_in_class_nvme(const struct blockdev_roots *roots, const char *se
 
 char *blockdev_twin_name(const char *name)
 {
-	char *twin = NULL;
-
-	if (strncmp(name, "sd", 2) == 0 && name[2] != '\0') {
-		if (!(twin = fmt_new("xvd%s", name + 2)))
-			twin = NULL;
-	} else if (strncmp(name, "xvd", 3) == 0 && name[3] != '\0') {
-		if (!(twin = fmt_new("sd%s", name + 3)))
-			twin = NULL;
-	}
-	return twin;
+	if (strncmp(name, "sd", 2) == 0 && name[2] != '\0')
+		return fmt_new("xvd%s", name + 2);
+	if (strncmp(name, "xvd", 3) == 0 && name[3] != '\0')
+		return fmt_new("sd%s", name + 3);
+	return NULL;
 }
 
 /* A name that resolves to an NVMe device whose serial names another volume is that volume's:
@@ -242,7 +242,8 @@ static bool belongs_to_other_volume(const struct blockdev_roots *roots, const ch
 	bool readable = false, match;
 
 	base = base ? base + 1 : real;
-	if (!(file = fmt_new("%s/block/%s/device/serial", roots->sysfs_root, base)))
+	file = fmt_new("%s/block/%s/device/serial", roots->sysfs_root, base);
+	if (!file)
 		return false;
 	match = serial_file_matches(file, serial, &readable);
 	free(file);
@@ -288,10 +289,10 @@ int blockdev_lookup(const struct blockdev_roots *roots, const char *volume_id,
 		return kb_errorf(err, EINVAL, "'%s' is not an EBS volume id (vol-<hex>)",
 				 volume_id);
 	for (size_t i = 0; i < 2 && ret == -ENOENT; i++) {
-		char *link = NULL;
+		char *link = fmt_new("%s/" BYID_PREFIX "%s%s", roots->dev_root, serial,
+				     suffixes[i]);
 
-		if (!(link = fmt_new("%s/" BYID_PREFIX "%s%s", roots->dev_root, serial,
-			     suffixes[i]))) {
+		if (!link) {
 			ret = kb_errorf(err, ENOMEM, "out of memory");
 			break;
 		}
@@ -426,12 +427,11 @@ static blkid_probe probe_new(int fd)
 	return pr;
 }
 
-/* Appends "name" to a space-separated list. */
+/* Appends name to a comma-separated list. */
 static int list_add(char **list, const char *name)
 {
-	char *grown = NULL;
-
-	if (!(grown = fmt_new("%s%s%s", *list ? *list : "", *list ? ", " : "", name)))
+	char *grown = fmt_new("%s%s%s", *list ? *list : "", *list ? ", " : "", name);
+	if (!grown)
 		return -ENOMEM;
 	free(*list);
 	*list = grown;
@@ -446,11 +446,14 @@ static char *list_signatures(int fd)
 
 	while (pr && blkid_do_probe(pr) == 0) {
 		const char *type = NULL, *pttype = NULL;
+		int r = 0;
 
 		if (blkid_probe_lookup_value(pr, "TYPE", &type, NULL) == 0 && type)
-			list_add(&list, type);
+			r = list_add(&list, type);
 		else if (blkid_probe_lookup_value(pr, "PTTYPE", &pttype, NULL) == 0 && pttype)
-			list_add(&list, pttype);
+			r = list_add(&list, pttype);
+		if (r < 0)
+			break;
 	}
 	blkid_free_probe(pr);
 	return list;
@@ -509,7 +512,7 @@ static int classify_unsigned(int fd, int64_t size, const char *path, struct bloc
 	}
 	out->content = BLOCKDEV_OTHER;
 	out->what = fmt_new("no signature libblkid knows, but data in its %s MiB",
-		     head == 0 ? "first" : "last");
+			    head == 0 ? "first" : "last");
 	return 0;
 }
 
@@ -532,8 +535,8 @@ static int classify_found(blkid_probe pr, struct blockdev_probe *out)
 		out->uuid = probe_value(pr, "UUID");
 	} else if (type) {
 		out->what = fmt_new("a %s signature (%s%s)%s%s", type,
-			     usage ? usage : "unknown use", badcsum ? ", bad checksum" : "",
-			     offset ? " at offset " : "", offset ? offset : "");
+				    usage ? usage : "unknown use", badcsum ? ", bad checksum" : "",
+				    offset ? " at offset " : "", offset ? offset : "");
 	} else {
 		out->what = fmt_new("a signature libblkid cannot name");
 	}
@@ -573,7 +576,7 @@ int blockdev_probe(const char *path, unsigned flags, struct blockdev_probe *out,
 
 		out->content = BLOCKDEV_OTHER;
 		out->what = fmt_new("several signatures at once (%s)",
-			     list ? list : "libblkid could not list them");
+				    list ? list : "libblkid could not list them");
 		free(list);
 	} else {
 		ret = kb_errorf(err, EIO, "libblkid could not probe %s", path);
