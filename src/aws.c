@@ -34,6 +34,9 @@
 /* botocore credentials.py: refresh 15 minutes before expiry if possible, 10 at the latest. */
 #define REFRESH_ADVISORY_MS (15 * 60 * 1000)
 #define REFRESH_MANDATORY_MS (10 * 60 * 1000)
+/* After a failed advisory refresh, calls go on with the old credentials for this long
+ * before IMDS is asked again, so a struggling IMDS does not cost every call its retries. */
+#define REFRESH_RETRY_MS (60 * 1000)
 #define FORM_CONTENT_TYPE "application/x-www-form-urlencoded; charset=utf-8"
 
 static const struct {
@@ -78,6 +81,8 @@ struct aws_ctx {
 	struct http_client *clients[AWS_SERVICE_COUNT];
 	struct aws_credentials creds;
 	bool env_creds;
+	int64_t refresh_not_before; /* corrected wall ms, after a failed advisory refresh */
+	char *ca_bundle;
 	int64_t clock_offset_ms; /* AWS's clock minus ours */
 	struct aws_retry_quota quota;
 	unsigned calls[AWS_SERVICE_COUNT];
@@ -568,13 +573,16 @@ static int creds_ensure(struct aws_ctx *ctx, int64_t deadline, bool force, struc
 				 "AWS_SECRET_ACCESS_KEY, or attach an instance profile");
 	now = corrected_wall_ms(ctx);
 	expires = ctx->creds.expiration_wall_ms;
-	if (ctx->creds.access_key_id && !force && now < expires - REFRESH_ADVISORY_MS)
+	if (ctx->creds.access_key_id && !force &&
+	    (now < expires - REFRESH_ADVISORY_MS ||
+	     (now < ctx->refresh_not_before && now < expires - REFRESH_MANDATORY_MS)))
 		return 0;
 	ret = creds_fetch_imds(ctx, deadline, &why);
 	if (ret == 0)
 		return 0;
 	if (ctx->creds.access_key_id && !force && now < expires - REFRESH_MANDATORY_MS) {
 		log_warn("aws: keeping the current credentials: refresh failed: %s", why.msg);
+		ctx->refresh_not_before = now + REFRESH_RETRY_MS;
 		return 0;
 	}
 	kb_errorf(err, -ret, "%s", why.msg);
@@ -629,7 +637,12 @@ struct aws_ctx *aws_ctx_new(const struct aws_ctx_options *opts, int64_t deadline
 	ctx->random = default_random;
 	ctx->wall = default_wall;
 	aws_quota_init(&ctx->quota);
-	ctx->http_opts.ca_bundle = env_nonempty("AWS_CA_BUNDLE");
+	if (env_nonempty("AWS_CA_BUNDLE") &&
+	    !(ctx->ca_bundle = strdup(env_nonempty("AWS_CA_BUNDLE")))) {
+		kb_errorf(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	ctx->http_opts.ca_bundle = ctx->ca_bundle;
 	ctx->http_opts.connect_timeout_ms = opts->connect_timeout_ms > 0
 						    ? opts->connect_timeout_ms
 						    : AWS_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -666,6 +679,7 @@ void aws_ctx_free(struct aws_ctx *ctx)
 		free(ctx->endpoints[s].url);
 	}
 	creds_clear(&ctx->creds);
+	free(ctx->ca_bundle);
 	free(ctx->region);
 	free(ctx);
 }

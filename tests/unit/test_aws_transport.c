@@ -661,6 +661,85 @@ static void refused_instance_credentials_are_refreshed_once(void **state)
 	server_stop(es);
 }
 
+static int64_t fixed_wall_ms;
+
+static int64_t fixed_wall(void *arg)
+{
+	(void)arg;
+	return fixed_wall_ms;
+}
+
+#define CREDS_EXPIRE_MS 4102444800000LL /* 2100-01-01T00:00:00Z, CREDS()'s Expiration */
+
+static void credentials_refresh_early_keeps_old_ones_until_ten_minutes(void **state)
+{
+	static const struct reply imds_script[] = {
+		{200, NULL, "imds-token"},
+		{200, NULL, "kafka-broker-role\n"},
+		{200, NULL, CREDS("ASIAFIRST")},
+		{200, NULL, "{\"Code\":\"Failure\",\"Message\":\"IMDS broke\"}"},
+	};
+	static const struct reply ec2_script[] = {{200, NULL, OK_BODY}};
+	struct server *is = server_start(imds_script, COUNT(imds_script));
+	struct server *es = server_start(ec2_script, COUNT(ec2_script));
+	struct imds_client *imds = imds_for(is);
+	struct aws_ctx *ctx;
+	struct aws_response *out = NULL;
+	struct kb_error err = {{0}};
+
+	(void)state;
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	ctx = ctx_for(es, 10, imds);
+	assert_int_equal(query(ctx, deadline_after_ms(10000), &out, &err), 0);
+	aws_response_free(out);
+	assert_int_equal(is->request_count, 3);
+	/* 12 minutes before expiry: a refresh is tried, fails, the old credentials sign. */
+	fixed_wall_ms = CREDS_EXPIRE_MS - 12 * 60 * 1000;
+	aws_ctx_set_wall_clock(ctx, fixed_wall, NULL);
+	assert_int_equal(query(ctx, deadline_after_ms(10000), &out, &err), 0);
+	aws_response_free(out);
+	assert_int_equal(is->request_count, 4);
+	assert_non_null(strstr(es->requests[1], "Credential=ASIAFIRST/"));
+	/* Within a minute of that failure IMDS is left alone. */
+	fixed_wall_ms += 30 * 1000;
+	assert_int_equal(query(ctx, deadline_after_ms(10000), &out, &err), 0);
+	aws_response_free(out);
+	assert_int_equal(is->request_count, 4);
+	/* 9 minutes before expiry the refresh must succeed, or the call fails unsent. */
+	fixed_wall_ms = CREDS_EXPIRE_MS - 9 * 60 * 1000;
+	assert_true(query(ctx, deadline_after_ms(10000), &out, &err) < 0);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "AWS credentials: instance credentials: Code Failure"));
+	assert_int_equal(is->request_count, 5);
+	assert_int_equal(es->request_count, 3);
+	aws_ctx_free(ctx);
+	imds_client_free(imds);
+	server_stop(is);
+	server_stop(es);
+}
+
+static void region_comes_from_imds_when_the_environment_names_none(void **state)
+{
+	static const struct reply script[] = {{200, NULL, "token"}, {200, NULL, "eu-west-3\n"}};
+	struct server *s = server_start(script, COUNT(script));
+	struct imds_client *imds = imds_for(s);
+	struct aws_ctx_options opts = {.imds = imds};
+	struct kb_error err = {{0}};
+	struct aws_ctx *ctx;
+
+	(void)state;
+	unsetenv("AWS_REGION");
+	unsetenv("AWS_DEFAULT_REGION");
+	ctx = aws_ctx_new(&opts, deadline_after_ms(5000), &err);
+	assert_non_null(ctx);
+	assert_string_equal(aws_ctx_region(ctx), "eu-west-3");
+	assert_non_null(strstr(s->requests[1], "GET /latest/meta-data/placement/region "));
+	aws_ctx_free(ctx);
+	imds_client_free(imds);
+	server_stop(s);
+}
+
 static void imds_token_is_put_sent_and_renewed_on_401(void **state)
 {
 	static const struct reply script[] = {
@@ -770,6 +849,10 @@ int main(void)
 		cmocka_unit_test_setup(connection_errors_are_retried_then_unavailable, setup_env),
 		cmocka_unit_test_setup(clock_skew_is_corrected_once, setup_env),
 		cmocka_unit_test_setup(refused_instance_credentials_are_refreshed_once, setup_env),
+		cmocka_unit_test_setup(credentials_refresh_early_keeps_old_ones_until_ten_minutes,
+				       setup_env),
+		cmocka_unit_test_setup(region_comes_from_imds_when_the_environment_names_none,
+				       setup_env),
 		cmocka_unit_test(imds_token_is_put_sent_and_renewed_on_401),
 		cmocka_unit_test(imds_absent_key_is_enoent_and_wait_retries_it),
 		cmocka_unit_test(imds_5xx_is_retried_and_refused_token_is_final),
