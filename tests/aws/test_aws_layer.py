@@ -21,7 +21,7 @@ import pytest
 from fakeaws import FakeAWS
 from fakeaws.tls import make_ca_and_cert
 
-PROBE = os.path.join(os.environ.get("KB_BINARY_DIR", "build"), "tests", "kb-aws-probe")
+PROBE = os.path.join(os.environ.get("KB_BINARY_DIR", "build"), "tools", "kb-aws-probe")
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fakeaws", "fixtures",
                        "three-brokers.json")
 INSTANCE = "i-0000000000000a001"
