@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,13 +58,6 @@ struct aws_params {
 	char *action;
 };
 
-struct aws_credentials {
-	char *access_key_id;
-	char *secret_access_key;
-	char *session_token;
-	int64_t expiration_wall_ms; /* 0: never (environment) */
-};
-
 struct aws_endpoint {
 	char *url;
 	bool configured;
@@ -80,7 +72,7 @@ struct aws_ctx {
 	char *ca_bundle; /* http_opts.ca_bundle points here */
 	struct aws_endpoint endpoints[AWS_SERVICE_COUNT];
 	struct http_client *clients[AWS_SERVICE_COUNT];
-	struct aws_credentials creds;
+	struct imds_credentials creds; /* expiration 0 for the environment's */
 	bool env_creds;
 	int64_t refresh_not_before; /* corrected wall ms, after a failed advisory refresh */
 	int64_t clock_offset_ms; /* AWS's clock minus ours */
@@ -481,18 +473,6 @@ static struct http_client *endpoint_client(struct aws_ctx *ctx, enum aws_service
 
 /* ---- credentials ---- */
 
-static void creds_clear(struct aws_credentials *c)
-{
-	if (c->secret_access_key)
-		OPENSSL_cleanse(c->secret_access_key, strlen(c->secret_access_key));
-	if (c->session_token)
-		OPENSSL_cleanse(c->session_token, strlen(c->session_token));
-	free(c->access_key_id);
-	free(c->secret_access_key);
-	free(c->session_token);
-	memset(c, 0, sizeof(*c));
-}
-
 static int64_t corrected_wall_ms(const struct aws_ctx *ctx)
 {
 	return ctx->wall(ctx->wall_arg) + ctx->clock_offset_ms;
@@ -519,9 +499,9 @@ static int creds_from_env(struct aws_ctx *ctx, struct kb_error *err)
 				 "AWS_SECRET_ACCESS_KEY go together");
 	ctx->creds.access_key_id = strdup(akid);
 	ctx->creds.secret_access_key = strdup(secret);
-	ctx->creds.session_token = token ? strdup(token) : NULL;
+	ctx->creds.token = token ? strdup(token) : NULL;
 	if (!ctx->creds.access_key_id || !ctx->creds.secret_access_key ||
-	    (token && !ctx->creds.session_token))
+	    (token && !ctx->creds.token))
 		return kb_errorf(err, ENOMEM, "out of memory");
 	ctx->env_creds = true;
 	log_debug("aws: credentials from the environment (%s)", akid);
@@ -538,11 +518,8 @@ static int creds_fetch_imds(struct aws_ctx *ctx, int64_t deadline, struct kb_err
 	ret = imds_get_credentials(ctx->imds, deadline, &fresh, err);
 	if (ret < 0)
 		return ret;
-	creds_clear(&ctx->creds);
-	ctx->creds.access_key_id = fresh.access_key_id;
-	ctx->creds.secret_access_key = fresh.secret_access_key;
-	ctx->creds.session_token = fresh.token;
-	ctx->creds.expiration_wall_ms = fresh.expiration_wall_ms;
+	imds_credentials_clear(&ctx->creds);
+	ctx->creds = fresh;
 	/* botocore: credentials IMDS hands out already (nearly) expired are used as they are,
 	 * with the next refresh pushed 2..10 minutes out, so a struggling IMDS is not
 	 * hammered on every call. */
@@ -678,7 +655,7 @@ void aws_ctx_free(struct aws_ctx *ctx)
 		http_client_free(ctx->clients[s]);
 		free(ctx->endpoints[s].url);
 	}
-	creds_clear(&ctx->creds);
+	imds_credentials_clear(&ctx->creds);
 	free(ctx->ca_bundle);
 	free(ctx->region);
 	free(ctx);
@@ -748,7 +725,7 @@ static int sign_attempt(struct aws_ctx *ctx, enum aws_service service, struct ht
 			const char *body, struct attempt *a)
 {
 	struct sigv4_credentials creds = {ctx->creds.access_key_id, ctx->creds.secret_access_key,
-					  ctx->creds.session_token};
+					  ctx->creds.token};
 	struct sigv4_config cfg = {.region = ctx->region, .service = services[service].name,
 				   .time_s = corrected_wall_ms(ctx) / 1000, .creds = &creds};
 	struct sigv4_header headers[] = {
@@ -772,7 +749,7 @@ static int sign_attempt(struct aws_ctx *ctx, enum aws_service service, struct ht
 static int send_attempt(struct aws_ctx *ctx, enum aws_service service, struct http_client *http,
 			const char *body, int64_t deadline, struct attempt *a)
 {
-	const char *token = ctx->creds.session_token;
+	const char *token = ctx->creds.token;
 	struct http_header headers[] = {
 		{"Content-Type", FORM_CONTENT_TYPE},
 		{"X-Amz-Date", NULL},

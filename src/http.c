@@ -16,6 +16,7 @@
 
 #include "kb/deadline.h"
 #include "kb/log.h"
+#include "kb/strbuf.h"
 #include "kb/version.h"
 
 /* Far above any answer we ask for (a DescribeNetworkInterfaces page is tens of kB), low
@@ -228,7 +229,7 @@ void http_response_clear(struct http_response *resp)
 
 struct transfer {
 	struct http_response *resp;
-	size_t cap;
+	struct strbuf body;
 	bool too_large;
 	bool out_of_memory;
 };
@@ -236,30 +237,17 @@ struct transfer {
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct transfer *t = userdata;
-	struct http_response *r = t->resp;
 	size_t n = size * nmemb;
 
-	if (r->body_len + n > HTTP_MAX_BODY) {
+	if (t->body.len + n > HTTP_MAX_BODY) {
 		t->too_large = true;
 		return 0;
 	}
-	if (r->body_len + n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap : 4096;
-		char *grown;
-
-		while (cap < r->body_len + n + 1)
-			cap *= 2;
-		grown = realloc(r->body, cap);
-		if (!grown) {
-			t->out_of_memory = true;
-			return 0;
-		}
-		r->body = grown;
-		t->cap = cap;
+	strbuf_put(&t->body, data, n);
+	if (t->body.failed) {
+		t->out_of_memory = true;
+		return 0;
 	}
-	memcpy(r->body + r->body_len, data, n);
-	r->body_len += n;
-	r->body[r->body_len] = '\0';
 	return n;
 }
 
@@ -463,9 +451,11 @@ int http_send(struct http_client *client, const struct http_request *req, int64_
 					      : curl_easy_strerror(rc));
 		goto out;
 	}
+	resp->body_len = t.body.len;
+	resp->body = strbuf_take(&t.body);
 	if (curl_easy_getinfo(client->easy, CURLINFO_RESPONSE_CODE, &resp->status) != CURLE_OK)
 		ret = kb_errorf(err, EIO, "%s %s: no HTTP status", req->method, url);
-	else if (!resp->body && !(resp->body = strdup("")))
+	else if (!resp->body)
 		ret = kb_errorf(err, ENOMEM, "out of memory");
 out:
 	if (ret < 0) {
@@ -474,6 +464,7 @@ out:
 		http_response_clear(resp);
 		resp->duration_ms = duration;
 	}
+	strbuf_release(&t.body);
 	/* The handle keeps a pointer to the list: drop it before the list goes. Clearing an
 	 * option cannot fail. */
 	(void)curl_easy_setopt(client->easy, CURLOPT_HTTPHEADER, NULL);
