@@ -313,7 +313,7 @@ static void deadline_bounds_every_attempt(void **state)
 
 	(void)state;
 	assert_int_equal(http_send(c, &req, deadline_after_ms(300), &resp, &err), -ETIMEDOUT);
-	assert_in_range(deadline_now_ms() - started, 250, 2000);
+	assert_in_range(deadline_now_ms() - started, 250, 5000);
 	assert_non_null(strstr(err.msg, "timed out"));
 	kb_error_clear(&err);
 	started = deadline_now_ms();
@@ -768,11 +768,11 @@ static void imds_absent_key_is_enoent_and_wait_retries_it(void **state)
 	assert_string_equal(out, "10.0.1.0/24");
 	free(out);
 	/* Two misses: waits of 50 and 100 ms. */
-	assert_in_range(deadline_now_ms() - started, 150, 1000);
+	assert_in_range(deadline_now_ms() - started, 150, 5000);
 	started = deadline_now_ms();
 	kb_error_clear(&err);
 	assert_int_equal(imds_wait(c, path, deadline_after_ms(600), &out, &err), -KB_ETIMEOUT);
-	assert_in_range(deadline_now_ms() - started, 550, 1500);
+	assert_in_range(deadline_now_ms() - started, 550, 2000);
 	assert_non_null(strstr(err.msg, "still absent"));
 	imds_client_free(c);
 	server_stop(s);
