@@ -6,8 +6,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +20,7 @@
 #include "kb/private/aws.h"
 #include "kb/sigv4.h"
 #include "kb/strbuf.h"
+#include "kb/xml.h"
 
 /* config.c's aws_max_attempts default: a boot may meet a throttled account. */
 #define AWS_DEFAULT_MAX_ATTEMPTS 10
@@ -183,63 +182,60 @@ void aws_response_free(struct aws_response *resp)
 
 /* ---- error documents ---- */
 
-static xmlNode *find_element(xmlNode *node, const char *name)
+/* The <Error> element: EC2's <Response><Errors><Error> (AWS-PROTOCOL.md section 4), the Query
+ * protocol's <ErrorResponse><Error> (CloudFormation, Auto Scaling). */
+static xmlNode *error_element(xmlNode *root)
 {
-	for (; node; node = node->next) {
-		xmlNode *found;
+	xmlNode *errors;
 
-		if (node->type == XML_ELEMENT_NODE && strcmp((const char *)node->name, name) == 0)
-			return node;
-		found = find_element(node->children, name);
-		if (found)
-			return found;
-	}
-	return NULL;
-}
-
-/* Text of the first element called name among from, its siblings and their descendants. */
-static char *element_text(xmlNode *from, const char *name)
-{
-	xmlNode *node = find_element(from, name);
-	xmlChar *content;
-	char *copy;
-
-	if (!node)
+	if (strcmp((const char *)root->name, "ErrorResponse") == 0)
+		return xml_child(root, "Error");
+	if (strcmp((const char *)root->name, "Response") != 0)
 		return NULL;
-	content = xmlNodeGetContent(node);
-	copy = content ? strdup((const char *)content) : NULL;
-	xmlFree(content);
-	return copy;
+	errors = xml_child(root, "Errors");
+	return errors ? xml_child(errors, "Error") : NULL;
 }
 
 int aws_parse_error(const char *xml, size_t len, char **code, char **message,
 		    char **request_id)
 {
-	/* No network, no entity expansion, no DTD loading: the body is untrusted. */
-	xmlDoc *doc = len <= INT32_MAX
-			      ? xmlReadMemory(xml, (int)len, NULL, NULL,
-					      XML_PARSE_NONET | XML_PARSE_NOERROR |
-						      XML_PARSE_NOWARNING)
-			      : NULL;
-	/* AWS never sends a DOCTYPE; refusing it keeps entity tricks (XXE, XML bombs) out. */
-	xmlNode *root = doc && !doc->intSubset ? xmlDocGetRootElement(doc) : NULL;
-	xmlNode *error = root ? find_element(root, "Error") : NULL;
-	char *c = error ? element_text(error->children, "Code") : NULL;
-	int ret = c && *c ? 0 : -EINVAL;
+	struct kb_error why = {{0}};
+	char *c = NULL, *m = NULL, *rid = NULL;
+	xmlDoc *doc = NULL;
+	xmlNode *root, *error;
+	int ret;
 
+	/* xml_read refuses DTDs, entities and oversized documents: the body is untrusted. */
+	ret = xml_read(xml, len, &doc, &why);
+	root = ret == 0 ? xmlDocGetRootElement(doc) : NULL;
+	error = root ? error_element(root) : NULL;
+	if (error && (xml_child_text(error, "Code", &c, &why) < 0 || !c || !*c))
+		error = NULL;
+	/* EC2 spells it RequestID, CloudFormation and Auto Scaling RequestId. */
+	if (error && (xml_child_text(error, "Message", &m, &why) < 0 ||
+		      xml_child_text(root, "RequestID", &rid, &why) < 0 ||
+		      (!rid && xml_child_text(root, "RequestId", &rid, &why) < 0)))
+		error = NULL;
+	ret = error ? 0 : -EINVAL;
+	xmlFreeDoc(doc);
+	if (ret < 0) {
+		free(c);
+		free(m);
+		free(rid);
+		c = m = rid = NULL;
+	}
 	if (code)
-		*code = ret == 0 ? c : NULL;
-	if (ret < 0 || !code)
+		*code = c;
+	else
 		free(c);
 	if (message)
-		*message = ret == 0 ? element_text(error->children, "Message") : NULL;
-	if (request_id) {
-		/* EC2 spells it RequestID, CloudFormation and Auto Scaling RequestId. */
-		*request_id = ret == 0 ? element_text(root, "RequestID") : NULL;
-		if (ret == 0 && !*request_id)
-			*request_id = element_text(root, "RequestId");
-	}
-	xmlFreeDoc(doc);
+		*message = m;
+	else
+		free(m);
+	if (request_id)
+		*request_id = rid;
+	else
+		free(rid);
 	return ret;
 }
 
