@@ -187,8 +187,9 @@ static void data_done(int rc, const char *value, int value_len, const struct Sta
 		      const void *ctx)
 {
 	struct zk_call *call = (struct zk_call *)ctx;
+	struct zk *zk = call->zk; /* call may be freed by call_complete() */
 
-	pthread_mutex_lock(&call->zk->lock);
+	pthread_mutex_lock(&zk->lock);
 	if (rc == ZOK) {
 		size_t len = value && value_len > 0 ? (size_t)value_len : 0;
 
@@ -205,25 +206,27 @@ static void data_done(int rc, const char *value, int value_len, const struct Sta
 			call->stat = *stat;
 	}
 	call_complete(call, rc);
-	pthread_mutex_unlock(&call->zk->lock);
+	pthread_mutex_unlock(&zk->lock);
 }
 
 static void stat_done(int rc, const struct Stat *stat, const void *ctx)
 {
 	struct zk_call *call = (struct zk_call *)ctx;
+	struct zk *zk = call->zk; /* call may be freed by call_complete() */
 
-	pthread_mutex_lock(&call->zk->lock);
+	pthread_mutex_lock(&zk->lock);
 	if (rc == ZOK && stat)
 		call->stat = *stat;
 	call_complete(call, rc);
-	pthread_mutex_unlock(&call->zk->lock);
+	pthread_mutex_unlock(&zk->lock);
 }
 
 static void strings_done(int rc, const struct String_vector *strings, const void *ctx)
 {
 	struct zk_call *call = (struct zk_call *)ctx;
+	struct zk *zk = call->zk; /* call may be freed by call_complete() */
 
-	pthread_mutex_lock(&call->zk->lock);
+	pthread_mutex_lock(&zk->lock);
 	if (rc == ZOK && strings && strings->count > 0) {
 		call->names = calloc((size_t)strings->count, sizeof(*call->names));
 		for (int32_t i = 0; call->names && i < strings->count; i++) {
@@ -238,26 +241,28 @@ static void strings_done(int rc, const struct String_vector *strings, const void
 			rc = ZSYSTEMERROR;
 	}
 	call_complete(call, rc);
-	pthread_mutex_unlock(&call->zk->lock);
+	pthread_mutex_unlock(&zk->lock);
 }
 
 static void string_done(int rc, const char *value, const void *ctx)
 {
 	struct zk_call *call = (struct zk_call *)ctx;
+	struct zk *zk = call->zk; /* call may be freed by call_complete() */
 
 	(void)value;
-	pthread_mutex_lock(&call->zk->lock);
+	pthread_mutex_lock(&zk->lock);
 	call_complete(call, rc);
-	pthread_mutex_unlock(&call->zk->lock);
+	pthread_mutex_unlock(&zk->lock);
 }
 
 static void void_done(int rc, const void *ctx)
 {
 	struct zk_call *call = (struct zk_call *)ctx;
+	struct zk *zk = call->zk; /* call may be freed by call_complete() */
 
-	pthread_mutex_lock(&call->zk->lock);
+	pthread_mutex_lock(&zk->lock);
 	call_complete(call, rc);
-	pthread_mutex_unlock(&call->zk->lock);
+	pthread_mutex_unlock(&zk->lock);
 }
 
 static void timespec_at(int64_t deadline, struct timespec *ts)

@@ -227,6 +227,17 @@ def test_zookeeper_never_up_exits_69_by_the_deadline_naming_the_servers():
     assert f"127.0.0.1:{port}" in result["error"] and "unreachable" in result["error"]
 
 
+def test_a_server_that_stops_answering_ends_the_claim_with_69_by_the_deadline(proxy, chroot):
+    """Connected, then silence: the request is abandoned at the deadline, not waited for
+    until the client gives the connection up (2/3 of the 10 s session timeout)."""
+    with claimers_for(f"127.0.0.1:{proxy.port}", chroot) as c:
+        results = c.run_together(["i-mute"], ["--deadline-ms", "2500"],
+                                 before_release=lambda: proxy.set_latency(20000))
+    assert results[0]["returncode"] == 69, results[0]
+    assert "no answer before the deadline" in results[0]["error"]
+    assert results[0]["elapsed_ms"] < 4000, results[0]
+
+
 def test_with_digest_auth_claim_nodes_are_not_writable_without_the_credentials(
         zookeeper, chroot):
     password = "S3cr3t-pw-42"

@@ -128,6 +128,10 @@ class TcpProxy:
         await self._server.wait_closed()
         for w in list(self._writers):
             w.transport.abort()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _take_drop(self):
         with self._lock:
@@ -195,7 +199,7 @@ class TcpProxy:
                 queue.put_nowait((0, None))
                 try:
                     await sender
-                except (ConnectionError, OSError):
+                except (ConnectionError, OSError, asyncio.CancelledError):
                     pass
                 close_both()
 
