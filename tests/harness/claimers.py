@@ -25,7 +25,7 @@ from kazoo.exceptions import NoNodeError
 def claimer_path():
     build = os.environ.get("KB_BINARY_DIR") or os.path.join(
         os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build")
-    path = os.path.join(build, "tests", "claimer")
+    path = os.path.join(build, "tools", "claimer")
     if not os.access(path, os.X_OK):
         raise FileNotFoundError(f"{path}: build the project first (cmake --build)")
     return path
