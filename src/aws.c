@@ -34,6 +34,9 @@
 /* botocore credentials.py: refresh 15 minutes before expiry if possible, 10 at the latest. */
 #define REFRESH_ADVISORY_MS (15 * 60 * 1000)
 #define REFRESH_MANDATORY_MS (10 * 60 * 1000)
+/* After a failed advisory refresh, calls go on with the old credentials for this long
+ * before IMDS is asked again, so a struggling IMDS does not cost every call its retries. */
+#define REFRESH_RETRY_MS (60 * 1000)
 #define FORM_CONTENT_TYPE "application/x-www-form-urlencoded; charset=utf-8"
 
 static const struct {
@@ -74,10 +77,12 @@ struct aws_ctx {
 	struct imds_client *imds;
 	int max_attempts;
 	struct http_options http_opts;
+	char *ca_bundle; /* http_opts.ca_bundle points here */
 	struct aws_endpoint endpoints[AWS_SERVICE_COUNT];
 	struct http_client *clients[AWS_SERVICE_COUNT];
 	struct aws_credentials creds;
 	bool env_creds;
+	int64_t refresh_not_before; /* corrected wall ms, after a failed advisory refresh */
 	int64_t clock_offset_ms; /* AWS's clock minus ours */
 	struct aws_retry_quota quota;
 	unsigned calls[AWS_SERVICE_COUNT];
@@ -568,13 +573,16 @@ static int creds_ensure(struct aws_ctx *ctx, int64_t deadline, bool force, struc
 				 "AWS_SECRET_ACCESS_KEY, or attach an instance profile");
 	now = corrected_wall_ms(ctx);
 	expires = ctx->creds.expiration_wall_ms;
-	if (ctx->creds.access_key_id && !force && now < expires - REFRESH_ADVISORY_MS)
+	if (ctx->creds.access_key_id && !force &&
+	    (now < expires - REFRESH_ADVISORY_MS ||
+	     (now < ctx->refresh_not_before && now < expires - REFRESH_MANDATORY_MS)))
 		return 0;
 	ret = creds_fetch_imds(ctx, deadline, &why);
 	if (ret == 0)
 		return 0;
 	if (ctx->creds.access_key_id && !force && now < expires - REFRESH_MANDATORY_MS) {
 		log_warn("aws: keeping the current credentials: refresh failed: %s", why.msg);
+		ctx->refresh_not_before = now + REFRESH_RETRY_MS;
 		return 0;
 	}
 	kb_errorf(err, -ret, "%s", why.msg);
@@ -629,7 +637,12 @@ struct aws_ctx *aws_ctx_new(const struct aws_ctx_options *opts, int64_t deadline
 	ctx->random = default_random;
 	ctx->wall = default_wall;
 	aws_quota_init(&ctx->quota);
-	ctx->http_opts.ca_bundle = env_nonempty("AWS_CA_BUNDLE");
+	if (env_nonempty("AWS_CA_BUNDLE") &&
+	    !(ctx->ca_bundle = strdup(env_nonempty("AWS_CA_BUNDLE")))) {
+		kb_errorf(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	ctx->http_opts.ca_bundle = ctx->ca_bundle;
 	ctx->http_opts.connect_timeout_ms = opts->connect_timeout_ms > 0
 						    ? opts->connect_timeout_ms
 						    : AWS_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -666,6 +679,7 @@ void aws_ctx_free(struct aws_ctx *ctx)
 		free(ctx->endpoints[s].url);
 	}
 	creds_clear(&ctx->creds);
+	free(ctx->ca_bundle);
 	free(ctx->region);
 	free(ctx);
 }
@@ -729,20 +743,20 @@ static void attempt_clear(struct attempt *a)
 	memset(a, 0, sizeof(*a));
 }
 
-static int send_attempt(struct aws_ctx *ctx, enum aws_service service, struct http_client *http,
-			const char *body, int64_t deadline, struct attempt *a)
+/* Signs the call at AWS's time as we know it; the body is hashed as it will be sent. */
+static int sign_attempt(struct aws_ctx *ctx, enum aws_service service, struct http_client *http,
+			const char *body, struct attempt *a)
 {
-	const char *token = ctx->creds.session_token;
 	struct sigv4_credentials creds = {ctx->creds.access_key_id, ctx->creds.secret_access_key,
-					  token};
+					  ctx->creds.session_token};
 	struct sigv4_config cfg = {.region = ctx->region, .service = services[service].name,
 				   .time_s = corrected_wall_ms(ctx) / 1000, .creds = &creds};
-	struct sigv4_header signed_headers[] = {
+	struct sigv4_header headers[] = {
 		{"Host", http_client_host(http)},
 		{"Content-Type", FORM_CONTENT_TYPE},
 	};
 	struct sigv4_request req = {.method = "POST", .normalize_path = true,
-				    .headers = signed_headers, .header_count = 2,
+				    .headers = headers, .header_count = 2,
 				    .payload = body, .payload_len = strlen(body)};
 	char *path = NULL;
 	int ret;
@@ -752,22 +766,35 @@ static int send_attempt(struct aws_ctx *ctx, enum aws_service service, struct ht
 	req.path = path;
 	ret = sigv4_sign(&a->sig, &req, &cfg, &a->err);
 	free(path);
-	if (ret < 0)
-		return ret;
+	return ret;
+}
+
+static int send_attempt(struct aws_ctx *ctx, enum aws_service service, struct http_client *http,
+			const char *body, int64_t deadline, struct attempt *a)
+{
+	const char *token = ctx->creds.session_token;
 	struct http_header headers[] = {
 		{"Content-Type", FORM_CONTENT_TYPE},
-		{"X-Amz-Date", a->sig.amz_date},
-		{"Authorization", a->sig.authorization},
+		{"X-Amz-Date", NULL},
+		{"Authorization", NULL},
 		{"X-Amz-Security-Token", token},
 	};
-	struct http_request hr = {.method = "POST", .path = "/", .headers = headers,
-				  .header_count = token && *token ? 4 : 3, .body = body,
-				  .body_len = strlen(body)};
+	struct http_request req = {.method = "POST", .path = "/", .headers = headers,
+				   .header_count = token && *token ? 4 : 3, .body = body,
+				   .body_len = strlen(body)};
+	int ret = sign_attempt(ctx, service, http, body, a);
 
-	a->transport = http_send(http, &hr, deadline, &a->resp, &a->err);
-	if (a->transport == 0 && (a->resp.status < 200 || a->resp.status >= 300))
-		aws_parse_error(a->resp.body, a->resp.body_len, &a->code, &a->message,
-				&a->request_id);
+	if (ret < 0)
+		return ret;
+	headers[1].value = a->sig.amz_date;
+	headers[2].value = a->sig.authorization;
+	a->transport = http_send(http, &req, deadline, &a->resp, &a->err);
+	/* A body that is no error document (a proxy's HTML 503) leaves the code NULL: the
+	 * HTTP status alone then decides. */
+	if (a->transport == 0 && (a->resp.status < 200 || a->resp.status >= 300) &&
+	    aws_parse_error(a->resp.body, a->resp.body_len, &a->code, &a->message,
+			    &a->request_id) < 0)
+		log_debug("aws: HTTP %ld without an AWS error document", a->resp.status);
 	if (a->transport == 0 && !a->request_id && a->resp.request_id &&
 	    !(a->request_id = strdup(a->resp.request_id)))
 		return kb_errorf(&a->err, ENOMEM, "out of memory");
@@ -844,8 +871,9 @@ static bool retry_after_skew(struct aws_ctx *ctx, const struct attempt *a, bool 
 		return false;
 	*done = true;
 	ctx->clock_offset_ms += offset;
-	log_warn("aws: local clock is %lld s off AWS's (Date: %s): signing with AWS's time",
-		 (long long)(-ctx->clock_offset_ms / 1000), a->resp.date);
+	log_warn("aws: local clock is %lld s %s AWS's (Date: %s): signing with AWS's time",
+		 (long long)llabs(ctx->clock_offset_ms / 1000),
+		 ctx->clock_offset_ms > 0 ? "behind" : "ahead of", a->resp.date);
 	return true;
 }
 
@@ -882,15 +910,60 @@ static const char *retry_refusal(struct aws_ctx *ctx, enum aws_retry_kind kind, 
 	return NULL;
 }
 
+/* One aws_query in progress. */
+struct call {
+	enum aws_service service;
+	const char *action;
+	int64_t deadline;
+	int attempt; /* counted against max_attempts; the skew and refresh retries are not */
+	bool skew_fixed, refreshed;
+	struct attempt a;
+};
+
+/* After a failed attempt: 0 to try again after *delay ms, else the call's result. */
+static int after_failure(struct aws_ctx *ctx, struct call *c, int64_t *delay,
+			 struct aws_response **out, struct kb_error *err)
+{
+	struct attempt *a = &c->a;
+	enum aws_retry_kind kind;
+	const char *refusal;
+	char note[96];
+
+	*delay = 0;
+	if (a->code && strcmp(a->code, "SignatureDoesNotMatch") == 0)
+		log_debug("aws: %s: SignatureDoesNotMatch; canonical request:\n%s\n"
+			  "string to sign:\n%s",
+			  c->action, a->sig.canonical_request, a->sig.string_to_sign);
+	if (retry_after_skew(ctx, a, &c->skew_fixed) ||
+	    retry_after_refresh(ctx, a, c->deadline, &c->refreshed)) {
+		log_attempt(ctx, c->service, c->action, c->attempt, a, "; signing again");
+		return 0;
+	}
+	kind = aws_retry_classify(a->resp.status, a->code, a->transport);
+	if (kind == AWS_RETRY_NONE) {
+		log_attempt(ctx, c->service, c->action, c->attempt, a, "");
+		return fail(c->action, a, NULL, out, err);
+	}
+	refusal = retry_refusal(ctx, kind, c->attempt, c->deadline, delay);
+	if (refusal) {
+		snprintf(note, sizeof(note), "gave up after %d attempts: %s", c->attempt, refusal);
+		log_attempt(ctx, c->service, c->action, c->attempt, a, "");
+		return fail(c->action, a, note, out, err);
+	}
+	snprintf(note, sizeof(note), "; retrying in %lld ms", (long long)*delay);
+	log_attempt(ctx, c->service, c->action, c->attempt, a, note);
+	c->attempt++;
+	return 0;
+}
+
 int aws_query(struct aws_ctx *ctx, enum aws_service service, const struct aws_params *params,
 	      int64_t deadline, struct aws_response **out, struct kb_error *err)
 {
-	const char *action = params->action;
-	struct attempt a = {0};
+	struct call c = {.service = service, .action = params->action, .deadline = deadline,
+			 .attempt = 1};
 	struct http_client *http;
-	bool skew_fixed = false, refreshed = false;
 	char *body = NULL;
-	int attempt = 1;
+	int64_t delay;
 	int ret;
 
 	*out = NULL;
@@ -900,58 +973,34 @@ int aws_query(struct aws_ctx *ctx, enum aws_service service, const struct aws_pa
 		return -KB_ECONFIG;
 	body = aws_params_encode(params);
 	if (!body)
-		return kb_errorf(err, ENOMEM, "%s: out of memory", action);
+		return kb_errorf(err, ENOMEM, "%s: out of memory", c.action);
 	for (;;) {
-		enum aws_retry_kind kind;
-		const char *refusal;
-		char note[96];
-		int64_t delay = 0;
-
 		ret = creds_ensure(ctx, deadline, false, err);
-		if (ret < 0)
-			break;
-		attempt_clear(&a);
-		ret = send_attempt(ctx, service, http, body, deadline, &a);
 		if (ret < 0) {
-			kb_errorf(err, -ret, "%s: %s", action, a.err.msg);
+			kb_error_prefix(err, "%s", c.action);
+			break;
+		}
+		attempt_clear(&c.a);
+		ret = send_attempt(ctx, service, http, body, deadline, &c.a);
+		if (ret < 0) {
+			kb_errorf(err, -ret, "%s: %s", c.action, c.a.err.msg);
 			break;
 		}
 		ctx->calls[service]++;
-		if (a.transport == 0 && a.resp.status >= 200 && a.resp.status < 300) {
-			log_attempt(ctx, service, action, attempt, &a, "");
+		if (c.a.transport == 0 && c.a.resp.status >= 200 && c.a.resp.status < 300) {
+			log_attempt(ctx, service, c.action, c.attempt, &c.a, "");
 			aws_quota_success(&ctx->quota);
-			ret = take_response(&a, out, err);
+			ret = take_response(&c.a, out, err);
 			break;
 		}
-		if (a.code && strcmp(a.code, "SignatureDoesNotMatch") == 0)
-			log_debug("aws: %s: SignatureDoesNotMatch; canonical request:\n%s\n"
-				  "string to sign:\n%s",
-				  action, a.sig.canonical_request, a.sig.string_to_sign);
-		if (retry_after_skew(ctx, &a, &skew_fixed) ||
-		    retry_after_refresh(ctx, &a, deadline, &refreshed)) {
-			log_attempt(ctx, service, action, attempt, &a, "; signing again");
-			continue;
-		}
-		kind = aws_retry_classify(a.resp.status, a.code, a.transport);
-		if (kind == AWS_RETRY_NONE) {
-			log_attempt(ctx, service, action, attempt, &a, "");
-			ret = fail(action, &a, NULL, out, err);
+		ret = after_failure(ctx, &c, &delay, out, err);
+		if (ret < 0)
 			break;
-		}
-		refusal = retry_refusal(ctx, kind, attempt, deadline, &delay);
-		if (refusal) {
-			snprintf(note, sizeof(note), "gave up after %d attempts: %s", attempt,
-				 refusal);
-			log_attempt(ctx, service, action, attempt, &a, "");
-			ret = fail(action, &a, note, out, err);
-			break;
-		}
-		snprintf(note, sizeof(note), "; retrying in %lld ms", (long long)delay);
-		log_attempt(ctx, service, action, attempt, &a, note);
-		deadline_sleep_ms(deadline, delay);
-		attempt++;
+		/* The wait ends before the deadline (retry_refusal checked); a next attempt
+		 * that finds it passed fails at once. */
+		(void)deadline_sleep_ms(deadline, delay);
 	}
-	attempt_clear(&a);
+	attempt_clear(&c.a);
 	free(body);
 	return ret;
 }

@@ -9,9 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "kb/deadline.h"
+#include "kb/log.h"
 #include "kb/version.h"
 
 /* Far above any answer we ask for (a DescribeNetworkInterfaces page is tens of kB), low
@@ -25,6 +29,7 @@ struct http_client {
 	char *host;      /* Host header value */
 	char *base_path; /* "" or "/prefix" */
 	long connects;
+	bool swept; /* stray sockets made close-on-exec after the first transfer */
 	struct http_options opts;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -35,6 +40,34 @@ static curl_socket_t open_cloexec_socket(void *clientp, curlsocktype purpose,
 	(void)clientp;
 	(void)purpose;
 	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+/* libcurl 7.88 creates the wakeup socketpair of an easy handle's internal multi handle, on
+ * its first transfer, without SOCK_CLOEXEC, and has no hook for it (later releases fixed
+ * this). No socket of ours may reach mkfs or cfn-signal, so once per handle every socket
+ * of the process still inheritable is made close-on-exec. Without /proc nothing is done:
+ * the connection sockets themselves come from open_cloexec_socket. */
+static void cloexec_stray_sockets(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir))) {
+		int fd = atoi(e->d_name);
+		struct stat st;
+		int flags;
+
+		if (e->d_name[0] == '.' || fd == dirfd(dir) || fstat(fd, &st) < 0 ||
+		    !S_ISSOCK(st.st_mode))
+			continue;
+		flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && !(flags & FD_CLOEXEC) && fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+			log_debug("http: cannot make socket %d close-on-exec: %s", fd,
+				  strerror(errno));
+	}
+	closedir(dir);
 }
 
 static void client_release_parts(struct http_client *c)
@@ -314,35 +347,36 @@ bool http_error_is_transient(int ret)
 	       ret == -EHOSTUNREACH;
 }
 
+/* curl_slist_append returns NULL on failure and keeps the old list: free it then. */
+static struct curl_slist *append_or_free(struct curl_slist *list, const char *line)
+{
+	struct curl_slist *grown = line ? curl_slist_append(list, line) : NULL;
+
+	if (!grown)
+		curl_slist_free_all(list);
+	return grown;
+}
+
 static struct curl_slist *build_headers(const struct http_client *c,
 					const struct http_request *req)
 {
 	struct curl_slist *list = NULL;
-	/* Host is sent as signed; "Expect:" stops libcurl's 100-continue round trip, and an
+	char *line = NULL;
+
+	/* Host exactly as signed; "Expect:" stops libcurl's 100-continue round trip, and an
 	 * empty Content-Type stops it adding a form type to a PUT. */
-	char *host = NULL;
-
-	if (asprintf(&host, "Host: %s", c->host) < 0)
+	if (asprintf(&line, "Host: %s", c->host) < 0)
 		return NULL;
-	list = curl_slist_append(list, host);
-	free(host);
-	if (list)
-		list = curl_slist_append(list, "Expect:");
+	list = append_or_free(list, line);
+	free(line);
+	list = list ? append_or_free(list, "Expect:") : NULL;
 	if (list && strcmp(req->method, "POST") != 0)
-		list = curl_slist_append(list, "Content-Type:");
+		list = append_or_free(list, "Content-Type:");
 	for (size_t i = 0; list && i < req->header_count; i++) {
-		char *line = NULL;
-		struct curl_slist *grown;
-
-		if (asprintf(&line, "%s: %s", req->headers[i].name, req->headers[i].value) < 0) {
-			curl_slist_free_all(list);
-			return NULL;
-		}
-		grown = curl_slist_append(list, line);
+		if (asprintf(&line, "%s: %s", req->headers[i].name, req->headers[i].value) < 0)
+			line = NULL;
+		list = append_or_free(list, line);
 		free(line);
-		if (!grown)
-			curl_slist_free_all(list);
-		list = grown;
 	}
 	return list;
 }
@@ -415,6 +449,10 @@ int http_send(struct http_client *client, const struct http_request *req, int64_
 	}
 	rc = curl_easy_perform(client->easy);
 	resp->duration_ms = deadline_now_ms() - started;
+	if (!client->swept) {
+		cloexec_stray_sockets();
+		client->swept = true;
+	}
 	if (curl_easy_getinfo(client->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
 		client->connects += connects;
 	if (rc != CURLE_OK) {
@@ -425,12 +463,10 @@ int http_send(struct http_client *client, const struct http_request *req, int64_
 					      : curl_easy_strerror(rc));
 		goto out;
 	}
-	curl_easy_getinfo(client->easy, CURLINFO_RESPONSE_CODE, &resp->status);
-	if (!resp->body) {
-		resp->body = strdup("");
-		if (!resp->body)
-			ret = kb_errorf(err, ENOMEM, "out of memory");
-	}
+	if (curl_easy_getinfo(client->easy, CURLINFO_RESPONSE_CODE, &resp->status) != CURLE_OK)
+		ret = kb_errorf(err, EIO, "%s %s: no HTTP status", req->method, url);
+	else if (!resp->body && !(resp->body = strdup("")))
+		ret = kb_errorf(err, ENOMEM, "out of memory");
 out:
 	if (ret < 0) {
 		int64_t duration = resp->duration_ms;
@@ -438,8 +474,9 @@ out:
 		http_response_clear(resp);
 		resp->duration_ms = duration;
 	}
-	/* The handle keeps a pointer to the list until the next request sets another one. */
-	curl_easy_setopt(client->easy, CURLOPT_HTTPHEADER, NULL);
+	/* The handle keeps a pointer to the list: drop it before the list goes. Clearing an
+	 * option cannot fail. */
+	(void)curl_easy_setopt(client->easy, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(headers);
 	free(url);
 	return ret;
