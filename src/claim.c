@@ -452,9 +452,9 @@ int claim_stage(struct kb_run *run)
 		ret = claim_acquire(backend, &req, run->stage_deadline, &claim, &run->err);
 	log_debug("claim: %lu requests to the claim store", claim_op_count(backend));
 	if (ret == -ENOENT && run->prerequisite)
-		ret = kb_errorf(&run->err, ENOENT,
-				"instance %s holds no broker id: run the claim stage first",
-				run->identity.instance_id);
+		ret = kb_errorf(&run->err, KB_ENOID,
+				"instance %s holds no broker id: run the claim stage first "
+				"(kafka-bootstrap run --stage claim)", run->identity.instance_id);
 	if (ret < 0)
 		goto out;
 	ret = find_broker(run, claim->broker_id);

@@ -25,8 +25,8 @@ def chroot():
     return Chroots.new()
 
 
-def reader_for(zookeeper, chroot, auth=None):
-    return Reader(f"{zookeeper.connect}{chroot}", auth=auth)
+def reader_for(zookeeper, chroot, auth=None, cluster="default"):
+    return Reader(f"{zookeeper.connect}{chroot}", cluster=cluster, auth=auth)
 
 
 def claimers_for(connect, chroot, candidates="0-3", args=()):
