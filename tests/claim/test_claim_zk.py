@@ -7,6 +7,7 @@ would have.
 """
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -236,6 +237,23 @@ def test_a_server_that_stops_answering_ends_the_claim_with_69_by_the_deadline(pr
     assert results[0]["returncode"] == 69, results[0]
     assert "no answer before the deadline" in results[0]["error"]
     assert results[0]["elapsed_ms"] < 4000, results[0]
+
+
+def test_an_expired_session_is_replaced_and_the_claim_completes(zookeeper, proxy, chroot):
+    """3 s of silence against a 2 s session: the server expires it; the claimer opens a new
+    session (its nodes are persistent) and claims once the network is back."""
+    def stall():
+        proxy.set_latency(3000)
+        threading.Timer(4, lambda: proxy.set_latency(5)).start()
+
+    with claimers_for(f"127.0.0.1:{proxy.port}", chroot) as c:
+        results = c.run_together(["i-exp"], ["--deadline-ms", "30000",
+                                             "--session-timeout-ms", "2000"],
+                                 before_release=stall)
+    assert results[0]["returncode"] == 0, results[0]
+    assert "session expired, opening a new one" in results[0]["stderr"]
+    with reader_for(zookeeper, chroot) as r:
+        assert r.check_consistent() == {results[0]["broker_id"]: "i-exp"}
 
 
 def test_with_digest_auth_claim_nodes_are_not_writable_without_the_credentials(
