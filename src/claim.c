@@ -199,7 +199,7 @@ struct claim *claim_for_candidate(const struct claim_request *req,
 	    dup_opt(&claim->az, req->az) < 0 || dup_opt(&claim->az_id, req->az_id) < 0 ||
 	    dup_opt(&claim->eni_id, cand->eni_id) < 0 ||
 	    dup_opt(&claim->volume_id, cand->volume_id) < 0 ||
-	    dup_opt(&claim->claimed_at, now) < 0) {
+	    dup_opt(&claim->claimed_at, how == CLAIM_HELD ? NULL : now) < 0) {
 		claim_free(claim);
 		return NULL;
 	}

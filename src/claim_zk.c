@@ -162,34 +162,22 @@ static int ensure_parents(struct claim_zk *b, int64_t deadline, struct kb_error 
 	return ret;
 }
 
-/* The index and claim of this instance, found when an earlier attempt or a concurrent run of
- * this very instance wrote them. */
+/* The claim this instance's index names: a rerun, or an earlier attempt (or a concurrent run)
+ * of this very instance. The ENI and volume come from the candidates: the one read is the
+ * index. An id without a candidate here is reported by the stage. */
 static int own_claim(struct claim_zk *b, const struct claim_request *req, int64_t deadline,
 		     struct claim **out, struct kb_error *err)
 {
 	const struct claim_candidate *cand;
-	struct claim *claim;
-	int id;
+	struct claim_candidate bare = {0};
 	int ret;
 
-	ret = read_index(b, req->instance_id, deadline, &id, NULL, err);
+	ret = read_index(b, req->instance_id, deadline, &bare.broker_id, NULL, err);
 	if (ret < 0)
 		return ret;
-	cand = claim_find_candidate(req, id);
-	if (cand) {
-		claim = claim_for_candidate(req, cand, CLAIM_HELD);
-		if (!claim)
-			return kb_errorf(err, ENOMEM, "claim: out of memory");
-	} else {
-		/* Held, but its ENI is not among this AZ's candidates: the stage says so. */
-		struct claim_candidate bare = {.broker_id = id};
-
-		claim = claim_for_candidate(req, &bare, CLAIM_HELD);
-		if (!claim)
-			return kb_errorf(err, ENOMEM, "claim: out of memory");
-	}
-	*out = claim;
-	return 0;
+	cand = claim_find_candidate(req, bare.broker_id);
+	*out = claim_for_candidate(req, cand ? cand : &bare, CLAIM_HELD);
+	return *out ? 0 : kb_errorf(err, ENOMEM, "claim: out of memory");
 }
 
 /* After a resend: is claim id this instance's own (its first multi went through)? */
@@ -332,7 +320,6 @@ out:
 struct held {
 	struct claim *holder; /* NULL: free now, or not a claim record */
 	struct zk_stat stat;
-	char *unreadable;     /* why the node is not a claim record */
 	enum claim_owner_state state;
 	enum claim_verdict verdict;
 	char why[256];
@@ -347,10 +334,8 @@ struct survey {
 
 static void survey_clear(struct survey *s)
 {
-	for (size_t i = 0; s->held && i < s->count; i++) {
+	for (size_t i = 0; s->held && i < s->count; i++)
 		claim_free(s->held[i].holder);
-		free(s->held[i].unreadable);
-	}
 	free(s->held);
 	memset(s, 0, sizeof(*s));
 }
@@ -373,7 +358,6 @@ static int read_holders(struct claim_zk *b, const struct claim_request *req, int
 		if (ret == -ENOENT) {
 			s->any_free = true;
 		} else if (ret == -EINVAL) {
-			h->unreadable = strdup(why.msg);
 			h->verdict = CLAIM_KEEP_OUT;
 			snprintf(h->why, sizeof(h->why), "not a kafka-bootstrap claim: %.200s",
 				 why.msg);
@@ -557,12 +541,13 @@ static int no_id_error(const struct claim_request *req, const struct survey *s,
 }
 
 /* Takes one of the ids judged takeable, in the order of this instance's hash. 0: done (or
- * planned), 1: none could be taken (all changed under us, or none was takeable). */
+ * planned), 1: none was takeable, 2: every takeable one changed under us (look again). */
 static int take_one(struct claim_zk *b, const struct claim_request *req,
 		    const struct survey *s, int64_t deadline, struct claim **out,
 		    struct kb_error *err)
 {
 	size_t start = claim_pick(req->instance_id, 0, s->count ? s->count : 1);
+	int result = 1;
 
 	for (size_t k = 0; k < s->count; k++) {
 		size_t c = (start + k) % s->count;
@@ -583,10 +568,11 @@ static int take_one(struct claim_zk *b, const struct claim_request *req,
 		ret = take_claim(b, req, c, h, deadline, out, err);
 		if (ret <= 0)
 			return ret;
-		log_info("claim: broker id %d changed before the takeover; looking again",
+		log_info("claim: broker id %d changed before the takeover",
 			 req->candidates[c].broker_id);
+		result = 2;
 	}
-	return 1;
+	return result;
 }
 
 static bool any_waiting(const struct survey *s)
@@ -626,6 +612,8 @@ static int take_over(struct claim_zk *b, const struct claim_request *req, int64_
 			ret = take_one(b, req, &s, deadline, out, err);
 		if (ret <= 0)
 			break;
+		if (ret == 2 && !deadline_passed(deadline))
+			continue;
 		if (!any_waiting(&s) || deadline_remaining_ms(deadline) < CLAIM_ZK_POLL_MS) {
 			ret = no_id_error(req, &s, err);
 			break;

@@ -126,6 +126,21 @@ static ZooLogLevel client_level(void)
 	}
 }
 
+static const char *state_name(int state)
+{
+	if (state == ZOO_CONNECTING_STATE)
+		return "connecting";
+	if (state == ZOO_ASSOCIATING_STATE)
+		return "associating";
+	if (state == ZOO_CONNECTED_STATE)
+		return "connected";
+	if (state == ZOO_EXPIRED_SESSION_STATE)
+		return "session expired";
+	if (state == ZOO_AUTH_FAILED_STATE)
+		return "authentication failed";
+	return "not connected";
+}
+
 static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
 {
 	struct zk *zk = ctx;
@@ -134,7 +149,7 @@ static void watcher(zhandle_t *zh, int type, int state, const char *path, void *
 	(void)path;
 	if (type != ZOO_SESSION_EVENT || !zk)
 		return;
-	log_debug("zookeeper: session state %d", state);
+	log_debug("ZooKeeper %s: %s", zk->hosts, state_name(state));
 	pthread_mutex_lock(&zk->lock);
 	pthread_cond_broadcast(&zk->cond);
 	pthread_mutex_unlock(&zk->lock);
@@ -319,21 +334,6 @@ static int open_handle(struct zk *zk, struct kb_error *err)
 	return 0;
 }
 
-static const char *state_name(int state)
-{
-	if (state == ZOO_CONNECTING_STATE)
-		return "connecting";
-	if (state == ZOO_ASSOCIATING_STATE)
-		return "associating";
-	if (state == ZOO_CONNECTED_STATE)
-		return "connected";
-	if (state == ZOO_EXPIRED_SESSION_STATE)
-		return "session expired";
-	if (state == ZOO_AUTH_FAILED_STATE)
-		return "authentication failed";
-	return "not connected";
-}
-
 static int wait_connected(struct zk *zk, int64_t deadline, struct kb_error *err)
 {
 	int64_t started = deadline_now_ms();
@@ -480,6 +480,40 @@ static void call_release(struct zk *zk, struct zk_call *call)
 	pthread_mutex_unlock(&zk->lock);
 }
 
+/* One attempt: 0 with *out answered (call->rc is ZooKeeper's answer), 1 when it was not
+ * sent because the connection is going (try again), negative on failure. */
+static int send_once(struct zk *zk, const struct zk_req *req, const char *path,
+		     int64_t deadline, struct zk_call **out, struct kb_error *err)
+{
+	struct zk_call *call = calloc(1, sizeof(*call));
+	int rc;
+
+	*out = NULL;
+	if (!call || (req->kind == CALL_MULTI && build_ops(zk, call, req) < 0)) {
+		call_free(call);
+		return kb_errorf(err, ENOMEM, "ZooKeeper request: out of memory");
+	}
+	call->zk = zk;
+	call->refs = 2;
+	rc = start_call(zk, call, req, path);
+	if (rc != ZOK) {
+		/* Not sent: no completion will come. */
+		call_free(call);
+		if (connection_lost(rc))
+			return 1;
+		return kb_errorf(err, EIO, "ZooKeeper %s: cannot send a request: %s", zk->hosts,
+				 zerror(rc));
+	}
+	zk->requests++;
+	if (wait_call(zk, call, deadline) < 0) {
+		call_release(zk, call);
+		return kb_errorf(err, KB_EUNAVAIL, "ZooKeeper %s: no answer before the deadline",
+				 zk->hosts);
+	}
+	*out = call;
+	return 0;
+}
+
 /* Sends req until ZooKeeper answers it (a lost connection is waited out and the request sent
  * again); *out holds the answer. */
 static int send_request(struct zk *zk, const struct zk_req *req, int64_t deadline,
@@ -488,51 +522,28 @@ static int send_request(struct zk *zk, const struct zk_req *req, int64_t deadlin
 	char *path = NULL;
 	int ret;
 
-	*out = NULL;
 	if (req->path && !(path = req->raw_path ? strdup(req->path) : full_path(zk, req->path)))
 		return kb_errorf(err, ENOMEM, "ZooKeeper request: out of memory");
 	for (;;) {
-		struct zk_call *call;
-		int rc;
-
 		ret = wait_connected(zk, deadline, err);
-		if (ret < 0)
-			break;
-		call = calloc(1, sizeof(*call));
-		if (!call || (req->kind == CALL_MULTI && build_ops(zk, call, req) < 0)) {
-			call_free(call);
-			ret = kb_errorf(err, ENOMEM, "ZooKeeper request: out of memory");
-			break;
-		}
-		call->zk = zk;
-		call->refs = 2;
-		zk->requests++;
-		rc = start_call(zk, call, req, path);
-		if (rc != ZOK) {
-			/* Not sent: no completion will come. */
-			call_free(call);
-			if (connection_lost(rc))
+		if (ret == 0)
+			ret = send_once(zk, req, path, deadline, out, err);
+		if (ret == 1) {
+			/* The state changes under us: a pause keeps this from spinning until the
+			 * client has noticed. */
+			if (deadline_sleep_ms(deadline, ZK_POLL_MS / 10))
 				continue;
-			ret = kb_errorf(err, EIO, "ZooKeeper %s: cannot send a request: %s",
-					zk->hosts, zerror(rc));
+			ret = kb_errorf(err, KB_EUNAVAIL, "ZooKeeper %s: connection lost until the "
+					"deadline", zk->hosts);
+		}
+		if (ret < 0 || !connection_lost((*out)->rc))
 			break;
-		}
-		if (wait_call(zk, call, deadline) < 0) {
-			call_release(zk, call);
-			ret = kb_errorf(err, KB_EUNAVAIL,
-					"ZooKeeper %s: no answer before the deadline", zk->hosts);
-			break;
-		}
-		if (connection_lost(call->rc)) {
-			log_debug("ZooKeeper %s: %s; sending the request again", zk->hosts,
-				  zerror(call->rc));
-			if (resent)
-				*resent = true;
-			call_release(zk, call);
-			continue;
-		}
-		*out = call;
-		break;
+		log_debug("ZooKeeper %s: %s; sending the request again", zk->hosts,
+			  zerror((*out)->rc));
+		if (resent)
+			*resent = true;
+		call_release(zk, *out);
+		*out = NULL;
 	}
 	free(path);
 	return ret;

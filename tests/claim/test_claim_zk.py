@@ -106,6 +106,8 @@ def test_terminated_owner_is_taken_over_exactly_once_when_two_replacements_race(
         assert winners[0]["previous_state"] == "terminated"
         loser = next(r for r in results if r["returncode"] != 0)
         assert loser["returncode"] == 10, loser
+        # Its error describes the claim as it is after the race, not before.
+        assert f"2: {winners[0]['instance']}, owner running" in loser["error"]
         with reader_for(zookeeper, chroot) as r:
             assert r.check_consistent() == {**HELD, 2: winners[0]["instance"]}
             assert "i-old2" not in r.instances()
