@@ -654,71 +654,77 @@ static int zk_holder(struct claim_backend *base, int broker_id, int64_t deadline
 	return read_claim(to_zk(base), broker_id, deadline, out, NULL, err);
 }
 
+/* What release removes: this instance's index and, when it names this instance, the claim
+ * the index points to (else only the index: an inconsistency left by hand). */
+struct owned {
+	struct claim *claim; /* broker_id always set */
+	struct zk_stat index_stat, claim_stat;
+	bool claim_is_ours;
+};
+
+static int read_owned(struct claim_zk *b, const char *instance_id, int64_t deadline,
+		      struct owned *o, struct kb_error *err)
+{
+	struct kb_error why = {{0}};
+	int id;
+	int ret;
+
+	ret = read_index(b, instance_id, deadline, &id, &o->index_stat, err);
+	if (ret < 0)
+		return ret;
+	ret = read_claim(b, id, deadline, &o->claim, &o->claim_stat, &why);
+	if (ret < 0 && ret != -ENOENT && ret != -EINVAL)
+		return kb_errorf(err, -ret, "%s", why.msg);
+	o->claim_is_ours = ret == 0 && strcmp(o->claim->instance_id, instance_id) == 0;
+	if (!o->claim_is_ours)
+		log_warn("release: claim %d does not name %s: removing only its index", id,
+			 instance_id);
+	if (!o->claim && !(o->claim = calloc(1, sizeof(*o->claim))))
+		return kb_errorf(err, ENOMEM, "release: out of memory");
+	o->claim->broker_id = id;
+	return 0;
+}
+
 static int zk_release(struct claim_backend *base, const char *instance_id, bool force,
 		      int64_t deadline, struct claim **released, struct kb_error *err)
 {
 	struct claim_zk *b = to_zk(base);
-	struct claim *holder = NULL;
-	struct kb_error why = {{0}};
-	struct zk_stat istat, cstat;
-	char *cpath = NULL;
+	struct owned o = {0};
 	char *ipath = pathf(b->instances, instance_id);
+	char *cpath = NULL;
 	bool live = false;
 	bool resent = false;
-	size_t n = 1;
-	int id;
 	int ret;
 
-	if (!ipath || !valid_name(instance_id)) {
-		ret = kb_errorf(err, ipath ? KB_EINTERNAL : ENOMEM, "release: invalid instance "
-				"id '%s'", instance_id);
-		goto out;
-	}
-	ret = read_index(b, instance_id, deadline, &id, &istat, err);
+	if (!valid_name(instance_id))
+		ret = kb_errorf(err, KB_EINTERNAL, "release: invalid instance id '%s'", instance_id);
+	else
+		ret = read_owned(b, instance_id, deadline, &o, err);
+	if (ret == 0 && (!ipath || !(cpath = claim_path(b, o.claim->broker_id))))
+		ret = kb_errorf(err, ENOMEM, "release: out of memory");
+	if (ret == 0 && !force)
+		ret = registered(b, o.claim->broker_id, deadline, &live, err);
+	if (ret == 0 && live)
+		ret = kb_errorf(err, KB_EHELD, "broker id %d is registered in /brokers/ids: Kafka "
+				"still runs with it (stop it, or --force)", o.claim->broker_id);
 	if (ret < 0)
 		goto out;
-	cpath = claim_path(b, id);
-	ret = cpath ? read_claim(b, id, deadline, &holder, &cstat, &why)
-		    : kb_errorf(&why, ENOMEM, "release: out of memory");
-	if (ret < 0 && ret != -ENOENT && ret != -EINVAL) {
-		kb_errorf(err, -ret, "%s", why.msg);
-		goto out;
-	}
-	if (ret == 0 && strcmp(holder->instance_id, instance_id) == 0)
-		n = 2;
-	else
-		log_warn("release: claim %d does not name %s: removing only its index", id,
-			 instance_id);
-	if (!force) {
-		ret = registered(b, id, deadline, &live, err);
-		if (ret == 0 && live)
-			ret = kb_errorf(err, KB_EHELD, "broker id %d is registered in /brokers/ids: "
-					"Kafka still runs with it (stop it, or --force)", id);
-		if (ret < 0)
-			goto out;
-	}
 	struct zk_op ops[] = {
-		{.type = ZK_OP_DELETE, .path = ipath, .version = istat.version},
-		{.type = ZK_OP_DELETE, .path = cpath, .version = n == 2 ? cstat.version : -1},
+		{.type = ZK_OP_DELETE, .path = ipath, .version = o.index_stat.version},
+		{.type = ZK_OP_DELETE, .path = cpath, .version = o.claim_stat.version},
 	};
-	ret = zk_multi(b->zk, ops, n, deadline, NULL, &resent, err);
+	ret = zk_multi(b->zk, ops, o.claim_is_ours ? 2 : 1, deadline, NULL, &resent, err);
 	if (ret == -ENOENT && resent)
 		ret = 0; /* the first delete went through */
-	if (ret < 0) {
-		if (ret == -ENOENT || ret == -ESTALE)
-			ret = kb_errorf(err, EAGAIN, "release: claim %d changed meanwhile", id);
-		goto out;
-	}
-	if (released) {
-		if (!holder)
-			holder = calloc(1, sizeof(*holder));
-		if (holder)
-			holder->broker_id = id;
-		*released = holder;
-		holder = NULL;
+	if (ret == -ENOENT || ret == -ESTALE)
+		ret = kb_errorf(err, EAGAIN, "release: claim %d changed meanwhile",
+				o.claim->broker_id);
+	if (ret == 0 && released) {
+		*released = o.claim;
+		o.claim = NULL;
 	}
 out:
-	claim_free(holder);
+	claim_free(o.claim);
 	free(cpath);
 	free(ipath);
 	return ret;
