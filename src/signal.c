@@ -21,8 +21,13 @@
 #include "kb/deadline.h"
 #include "kb/ec2.h"
 #include "kb/imds.h"
+#include "kb/file.h"
 #include "kb/log.h"
+#include "kb/properties.h"
 #include "kb/stages.h"
+#include "kb/zk.h"
+
+#include <jansson.h>
 
 #define TAG_STACK_ID "aws:cloudformation:stack-id"
 #define TAG_STACK_NAME "aws:cloudformation:stack-name"
@@ -269,8 +274,155 @@ int signal_stage(struct kb_run *run)
 	return tell(run, !failed);
 }
 
-/* `kafka-bootstrap signal --success|--failure`: an operator's signal, after a repair by hand.
- * Exit 14 when it could not be sent. */
+/* What Kafka must register: broker.id and the advertised endpoints of server.properties as
+ * the properties stage wrote it (the live system, not a remembered value). */
+struct expected_registration {
+	int broker_id;
+	char *endpoints; /* advertised.listeners, else listeners */
+};
+
+static int read_expected(const struct kb_config *cfg, struct expected_registration *exp,
+			 struct kb_error *err)
+{
+	struct properties *props = NULL;
+	char *text = NULL, *id = NULL, *end;
+	size_t len;
+	int ret;
+
+	ret = file_read_all(cfg->properties_path, &text, &len, err);
+	if (ret < 0)
+		goto out;
+	props = properties_parse_new(text, len, err);
+	if (!props) {
+		ret = -KB_ECONFIG;
+		goto out;
+	}
+	id = properties_get_new(props, "broker.id");
+	exp->endpoints = properties_get_new(props, "advertised.listeners");
+	if (!exp->endpoints)
+		exp->endpoints = properties_get_new(props, "listeners");
+	exp->broker_id = id ? (int)strtol(id, &end, 10) : -1;
+	if (!id || *end != '\0' || exp->broker_id < 0 || !exp->endpoints)
+		ret = kb_errorf(err, KB_EINTERNAL, "no broker.id and listeners in %s: `run` has not "
+				"completed on this node", cfg->properties_path);
+out:
+	if (ret < 0)
+		kb_error_prefix(err, "what Kafka should register");
+	properties_free(props);
+	free(text);
+	free(id);
+	return ret;
+}
+
+/* Kafka's registration lists its endpoints in "endpoints"; they must be exactly the
+ * advertised ones, in any order. Another set means another broker holds this id. */
+static bool endpoints_match(const char *json, size_t len, const char *expected, char **found)
+{
+	json_t *root = json_loadb(json, len, 0, NULL);
+	json_t *endpoints = json_object_get(root, "endpoints");
+	size_t wanted = 0, matched = 0, i;
+	json_t *e;
+	char *list = strdup(expected), *save = NULL;
+
+	*found = json_is_array(endpoints) ? json_dumps(endpoints, JSON_COMPACT) : NULL;
+	for (char *tok = list ? strtok_r(list, ",", &save) : NULL; tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		wanted++;
+		json_array_foreach(endpoints, i, e) {
+			if (json_is_string(e) && strcmp(json_string_value(e), tok) == 0) {
+				matched++;
+				break;
+			}
+		}
+	}
+	bool same = wanted > 0 && matched == wanted && json_array_size(endpoints) == wanted;
+
+	free(list);
+	json_decref(root);
+	return same;
+}
+
+/* Polls /brokers/ids/<id>: Kafka's registration is an ephemeral node created once the broker
+ * joined the cluster; a watch would save a few reads a minute at the cost of a second code
+ * path for session events, so this reads every half second. */
+static int wait_registered(struct kb_run *run, const struct expected_registration *exp)
+{
+	const struct kb_config *cfg = run->cfg;
+	int64_t deadline = deadline_after_ms((int64_t)cfg->register_deadline_s * 1000);
+	struct zk_options zopts = {cfg->zookeeper_connect, cfg->zookeeper_auth,
+				   cfg->zookeeper_session_timeout_ms};
+	char path[64], *last_found = NULL;
+	struct zk *zk = NULL;
+	int ret;
+
+	snprintf(path, sizeof(path), "/brokers/ids/%d", exp->broker_id);
+	ret = zk_open(&zopts, deadline, &zk, &run->err);
+	while (ret == 0) {
+		char *data = NULL, *found = NULL;
+		size_t len = 0;
+
+		ret = zk_get(zk, path, deadline, &data, &len, NULL, &run->err);
+		if (ret == 0 && endpoints_match(data, len, exp->endpoints, &found)) {
+			log_info("signal: Kafka registered broker %d at %s", exp->broker_id,
+				 exp->endpoints);
+			free(found);
+			free(data);
+			break;
+		}
+		if (ret == 0) {
+			free(last_found);
+			last_found = found;
+		} else {
+			free(found);
+		}
+		free(data);
+		if (ret < 0 && ret != -ENOENT)
+			break;
+		kb_error_clear(&run->err);
+		ret = deadline_sleep_ms(deadline, 500) ? 0 : -KB_ETIMEOUT;
+	}
+	if (ret == -KB_ETIMEOUT)
+		kb_errorf(&run->err, KB_ETIMEOUT,
+			  "Kafka did not register broker %d at %s within %d s%s%s%s", exp->broker_id,
+			  exp->endpoints, cfg->register_deadline_s,
+			  last_found ? " (registered instead at " : "", last_found ? last_found : "",
+			  last_found ? ": another broker holds this id)" : "");
+	free(last_found);
+	zk_close(zk);
+	return ret;
+}
+
+static int wait_then_tell(struct kb_run *run)
+{
+	struct expected_registration exp = {-1, NULL};
+	struct kb_error verdict = {{0}};
+	int ret;
+
+	ret = read_expected(run->cfg, &exp, &run->err);
+	if (ret == 0)
+		ret = wait_registered(run, &exp);
+	free(exp.endpoints);
+	/* The signal's own budget starts now, not before a wait of minutes. */
+	run->stage_deadline = deadline_after_ms(
+		(int64_t)run->cfg->stage_deadline_s[STAGE_SIGNAL] * 1000);
+	if (ret == 0)
+		return tell(run, true) < 0 ? -KB_ESIGNAL : 0;
+	/* The node is not healthy: say so, then report why (not the signal's own outcome). */
+	log_error("signal: %s", run->err.msg);
+	log_console("Kafka is not healthy: %s", run->err.msg);
+	verdict = run->err;
+	kb_error_clear(&run->err);
+	if (tell(run, false) < 0)
+		log_error("signal: FAILURE not sent: %s", run->err.msg);
+	run->err = verdict;
+	return ret;
+}
+
+/* `kafka-bootstrap signal`: --wait-registered after kafka.service starts (SUCCESS once Kafka
+ * registered, FAILURE when it never does), or --success/--failure by hand after a repair.
+ * Exit 14 when a verdict could not be sent. */
 int signal_command(const struct kb_options *opts, const struct kb_config *cfg)
 {
 	struct kb_run run;
@@ -282,10 +434,6 @@ int signal_command(const struct kb_options *opts, const struct kb_config *cfg)
 			"--failure (try 'kafka-bootstrap --help')\n");
 		return KB_EXIT_USAGE;
 	}
-	if (opts->wait_registered) {
-		log_error("signal --wait-registered: not implemented yet");
-		return KB_EXIT_INTERNAL;
-	}
 	kb_run_init(&run, cfg, KB_MODE_RUN);
 	run.current_stage = STAGE_SIGNAL;
 	run.stage_deadline = deadline_min(
@@ -294,6 +442,11 @@ int signal_command(const struct kb_options *opts, const struct kb_config *cfg)
 	if (ret < 0) {
 		exit_code = kb_exit_code(ret);
 		log_error("signal: %s", run.err.msg);
+		goto out;
+	}
+	if (opts->wait_registered) {
+		ret = wait_then_tell(&run);
+		exit_code = kb_exit_code(ret);
 		goto out;
 	}
 	ret = tell(&run, opts->signal_status == CLI_SIGNAL_SUCCESS);

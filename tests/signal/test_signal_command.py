@@ -2,32 +2,10 @@
 verdict turns into (SignalResource, SetInstanceHealth, CompleteLifecycleAction), where the stack
 and group names come from (config, IMDS instance tags, DescribeTags), and that a stack that
 does not wait for signals is not a failure while a refused signal is (exit 14)."""
-import copy
-import json
-import os
-import subprocess
-
 import pytest
 
-from fakeaws import FakeAWS
+from signal_common import GROUP, HOOK, INSTANCE, STACK_ARN, kb_signal, start_fake
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BINARY = os.environ.get("KB_BINARY", os.path.join(HERE, "..", "..", "build", "kafka-bootstrap"))
-with open(os.path.join(HERE, "..", "fakeaws", "fixtures", "three-brokers.json")) as f:
-    FIXTURE = json.load(f)
-INSTANCE = "i-0000000000000a001"
-STACK_ARN = FIXTURE["stacks"][0]["id"]
-GROUP = FIXTURE["autoscaling_groups"][0]["name"]
-HOOK = FIXTURE["autoscaling_groups"][0]["lifecycle_hooks"][0]["name"]
-
-
-def start_fake(mutate=None):
-    fixture = copy.deepcopy(FIXTURE)
-    if mutate:
-        mutate(fixture)
-    return FakeAWS(fixture, seed=1).start(
-        [{"service": "imds", "instance_id": INSTANCE}] +
-        [{"service": s} for s in ("ec2", "cloudformation", "autoscaling")])
 
 
 @pytest.fixture
@@ -39,15 +17,7 @@ def fake():
 
 
 def kb(fake, tmp_path, *args, config=None):
-    cfg = {"status_file": str(tmp_path / "status.json"), "console": ""}
-    cfg.update(config or {})
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    env = {"PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_SERVICE_ENDPOINT": fake.endpoints["imds"],
-           "AWS_ENDPOINT_URL_EC2": fake.endpoints["ec2"],
-           "AWS_ENDPOINT_URL_CLOUDFORMATION": fake.endpoints["cloudformation"],
-           "AWS_ENDPOINT_URL_AUTO_SCALING": fake.endpoints["autoscaling"]}
-    return subprocess.run([BINARY, "signal", "--config", str(tmp_path / "config.json"), *args],
-                          capture_output=True, text=True, env=env, timeout=60)
+    return kb_signal(fake, tmp_path, *args, config=config)
 
 
 def actions(fake):
