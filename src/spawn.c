@@ -2,7 +2,10 @@
  *
  * posix_spawnp rather than fork+exec: glibc reports a missing program to the caller (it
  * spawns with CLONE_VFORK), and nothing runs between fork and exec that would have to be
- * async-signal-safe in a process that also hosts the ZooKeeper client's threads. */
+ * async-signal-safe in a process that also hosts the ZooKeeper client's threads. The child
+ * gets its own process group, so a kill at the deadline also reaches what it started (a
+ * cfn-signal script's python), and no descriptor of ours beyond stdio: a library may have
+ * opened one without O_CLOEXEC (libcurl 7.88's wakeup socketpair does). */
 #include "kb/spawn.h"
 
 #include <errno.h>
@@ -94,6 +97,7 @@ int spawn_run(char *const argv[], int64_t deadline, struct spawn_result *out,
 	      struct kb_error *err)
 {
 	posix_spawn_file_actions_t actions;
+	posix_spawnattr_t attr;
 	int pipefd[2] = {-1, -1};
 	pid_t pid = -1;
 	int ret, r;
@@ -106,13 +110,26 @@ int spawn_run(char *const argv[], int64_t deadline, struct spawn_result *out,
 		ret = kb_errorf(err, r, "cannot run %s: %s", argv[0], strerror(r));
 		goto out_pipe;
 	}
-	r = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+	r = posix_spawnattr_init(&attr);
+	if (r != 0) {
+		posix_spawn_file_actions_destroy(&actions);
+		ret = kb_errorf(err, r, "cannot run %s: %s", argv[0], strerror(r));
+		goto out_pipe;
+	}
+	r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	if (r == 0)
+		r = posix_spawnattr_setpgroup(&attr, 0);
+	if (r == 0)
+		r = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
 	if (r == 0)
 		r = posix_spawn_file_actions_adddup2(&actions, pipefd[1], 1);
 	if (r == 0)
 		r = posix_spawn_file_actions_adddup2(&actions, pipefd[1], 2);
 	if (r == 0)
-		r = posix_spawnp(&pid, argv[0], &actions, NULL, argv, environ);
+		r = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+	if (r == 0)
+		r = posix_spawnp(&pid, argv[0], &actions, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&actions);
 	if (r != 0) {
 		ret = kb_errorf(err, r, "cannot run %s: %s", argv[0], strerror(r));
@@ -122,12 +139,12 @@ int spawn_run(char *const argv[], int64_t deadline, struct spawn_result *out,
 	pipefd[1] = -1;
 	ret = collect_output(pipefd[0], deadline, out);
 	if (ret == -ETIMEDOUT) {
-		/* Ignored on purpose: the child may have exited on its own in between. */
-		(void)kill(pid, SIGKILL);
-		kb_errorf(err, ETIMEDOUT, "%s did not finish before the deadline: killed",
+		/* Ignored on purpose: the group may have exited on its own in between. */
+		(void)kill(-pid, SIGKILL);
+		kb_errorf(err, ETIMEDOUT, "%s did not finish before the deadline; killed",
 			  argv[0]);
 	} else if (ret < 0) {
-		(void)kill(pid, SIGKILL);
+		(void)kill(-pid, SIGKILL);
 		kb_errorf(err, -ret, "reading the output of %s: %s", argv[0], strerror(-ret));
 	}
 	r = wait_child(pid, &out->exit_status);
