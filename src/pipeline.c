@@ -256,9 +256,23 @@ int pipeline_write_status(const struct kb_run *run, const char *command, int exi
 	return ret;
 }
 
-static bool stage_wanted(const struct pipeline_options *opts, int id)
+int pipeline_execute(struct kb_run *run, int only_stage, bool with_signal)
 {
-	return opts->only_stage < 0 || id <= opts->only_stage;
+	for (int id = 0; id < STAGE_SIGNAL && (only_stage < 0 || id <= only_stage); id++) {
+		run->prerequisite = only_stage >= 0 && id < only_stage;
+		run_stage(run, id);
+		if (run->results[id].outcome == OUTCOME_FAILED) {
+			run->failed_stage = id;
+			run->failure = run->results[id].ret;
+			break;
+		}
+	}
+	/* The signal stage runs on success and on failure alike: it is how a failure is told.
+	 * Running one other stage on its own is an operator's repair, not a boot: no signal. */
+	run->prerequisite = false;
+	if (with_signal && (only_stage < 0 || only_stage == STAGE_SIGNAL))
+		run_stage(run, STAGE_SIGNAL);
+	return run->failed_stage >= 0 ? run->failure : 0;
 }
 
 int pipeline_run(const struct pipeline_options *opts)
@@ -274,20 +288,7 @@ int pipeline_run(const struct pipeline_options *opts)
 		 opts->mode == KB_MODE_PLAN ? "plan (read only)" : "run",
 		 opts->only_stage >= 0 ? ", stage " : "",
 		 opts->only_stage >= 0 ? stage_names[opts->only_stage] : "");
-	for (int id = 0; id < STAGE_SIGNAL && stage_wanted(opts, id); id++) {
-		run.prerequisite = opts->only_stage >= 0 && id < opts->only_stage;
-		run_stage(&run, id);
-		if (run.results[id].outcome == OUTCOME_FAILED) {
-			run.failed_stage = id;
-			run.failure = run.results[id].ret;
-			break;
-		}
-	}
-	/* The signal stage runs on success and on failure alike: it is how a failure is told.
-	 * Running one other stage on its own is an operator's repair, not a boot: no signal. */
-	run.prerequisite = false;
-	if (opts->only_stage < 0 || opts->only_stage == STAGE_SIGNAL)
-		run_stage(&run, STAGE_SIGNAL);
+	pipeline_execute(&run, opts->only_stage, true);
 	if (run.failed_stage >= 0) {
 		exit_code = kb_exit_code(run.failure);
 		/* The console too: `aws ec2 get-console-output` shows it without SSH. */
