@@ -1,5 +1,6 @@
 """deploytools.py: what the deployment tests share: where things are, running commands, the
 tool's own configuration keys, and HCL tools built from Debian's Go sources."""
+import json
 import os
 import re
 import subprocess
@@ -46,3 +47,20 @@ def go_tool(name, package):
     target = str(source) if source.exists() else package
     run(["go", "build", "-o", out, target], env=env)
     return out
+
+
+PACKER_TEMPLATE = SOURCE_DIR / "packer" / "kafka-broker.pkr.hcl"
+
+
+def hcl_json(path=PACKER_TEMPLATE):
+    """An HCL file as tools/hcl2json prints it."""
+    return json.loads(run([go_tool("hcl2json", "tools/hcl2json/main.go"), path]).stdout)
+
+
+def blocks(body, block_type, *labels):
+    return [b for b in body["blocks"] if b["type"] == block_type and b["labels"][:len(labels)] == list(labels)]
+
+
+def packer_variable_default(name):
+    variable, = blocks(hcl_json(), "variable", name)
+    return variable["body"]["attributes"]["default"]["value"]

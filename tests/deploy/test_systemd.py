@@ -1,35 +1,29 @@
-"""The systemd units and the kafka.service drop-in, as the package installs them.
+"""The systemd units and the kafka.service drop-in, as the package installs them, with the
+image's kafka.service (packer/files/kafka.service).
 
 `systemd-analyze verify` runs in a mount namespace of its own where overlays put the install
-tree (DESTDIR) over /usr/bin and /lib/systemd/system, with a stand-in for the image's
-kafka.service: it checks the units as a booting system would load them, with the binary they
-run and the man page they name, and shows the drop-in reaching kafka.service. The host's
-/usr/bin and unit directory are never written."""
+tree (DESTDIR) over /usr/bin and /lib/systemd/system, the image's kafka.service beside it, and
+a tmpfs on /opt holds a stand-in for Kafka's start script: the units are checked as a booting
+broker would load them, with the binary they run and the man page they name, and the drop-in
+is seen reaching kafka.service. The host's directories are never written."""
 import os
 import re
 
 import pytest
 
-from deploytools import BINARY_DIR, config_keys, run
+from deploytools import BINARY_DIR, SOURCE_DIR, config_keys, run
 
 UNIT_DIR = "lib/systemd/system"
-# What the image ships (packer/files/kafka.service); its ExecStart exists on any machine.
-STAND_IN_KAFKA = """[Unit]
-Description=Apache Kafka broker (stand-in for the image's unit)
-[Service]
-ExecStart=/usr/bin/sleep infinity
-[Install]
-WantedBy=multi-user.target
-"""
+IMAGE_KAFKA_UNIT = SOURCE_DIR / "packer" / "files" / "kafka.service"
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("destdir")
     run(["cmake", "--install", BINARY_DIR], env=dict(os.environ, DESTDIR=str(root)))
-    stand_in = tmp_path_factory.mktemp("image-units")
-    (stand_in / "kafka.service").write_text(STAND_IN_KAFKA)
-    return root, stand_in
+    image_units = tmp_path_factory.mktemp("image-units")
+    (image_units / "kafka.service").write_text(IMAGE_KAFKA_UNIT.read_text())
+    return root, image_units
 
 
 def unit(tree_root, name):
@@ -47,12 +41,16 @@ def unit(tree_root, name):
     return sections
 
 
-def verify(tree_root, stand_in, units, debug=False):
+def verify(tree_root, image_units, units, debug=False):
     """systemd-analyze verify with the install tree over the host's directories."""
     script = (
         "set -e\n"
+        "mount -t tmpfs kb-opt /opt\n"
+        "mkdir -p /opt/kafka/bin\n"
+        "printf '#!/bin/sh\\n' > /opt/kafka/bin/kafka-server-start.sh\n"
+        "chmod 755 /opt/kafka/bin/kafka-server-start.sh\n"
         f"mount -t overlay kb-usr-bin -o lowerdir={tree_root}/usr/bin:/usr/bin /usr/bin\n"
-        f"mount -t overlay kb-units -o lowerdir={tree_root}/{UNIT_DIR}:{stand_in}:/{UNIT_DIR} /{UNIT_DIR}\n"
+        f"mount -t overlay kb-units -o lowerdir={tree_root}/{UNIT_DIR}:{image_units}:/{UNIT_DIR} /{UNIT_DIR}\n"
         'exec systemd-analyze verify "$@"\n')
     env = dict(os.environ, MANPATH=f"{tree_root}/usr/share/man")
     if debug:
@@ -67,12 +65,12 @@ def test_units_pass_systemd_analyze_verify_as_installed(tree):
 
 
 def test_verify_fails_on_a_unit_whose_program_is_missing(tree):
-    root, stand_in = tree
+    root, image_units = tree
     path = root / UNIT_DIR / "kafka-bootstrap.service"
     good = path.read_text()
     try:
         path.write_text(good.replace("/usr/bin/kafka-bootstrap run", "/usr/bin/kafka-bootstrapp run"))
-        proc = verify(root, stand_in, ["kafka-bootstrap.service"])
+        proc = verify(root, image_units, ["kafka-bootstrap.service"])
     finally:
         path.write_text(good)
     assert proc.returncode != 0
