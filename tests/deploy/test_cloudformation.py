@@ -4,12 +4,15 @@ know: ENI and volume pairs, retention, IMDSv2, one group per zone with signals, 
 Invariants are checked on the template as CloudFormation expands it (AWS::LanguageExtensions),
 for the example cluster and for a larger one made by parameters alone."""
 import fnmatch
+import functools
 import json
+import os
 import re
+import shutil
 
 import pytest
 
-from deploytools import KB_BINARY, SOURCE_DIR, config_keys, run
+from deploytools import KB_BINARY, SOURCE_DIR, TOOLS_DIR, config_keys, run
 import cfn_template
 
 TEMPLATE = SOURCE_DIR / "cloudformation" / "kafka-brokers.yaml"
@@ -38,10 +41,25 @@ SEVEN_BROKERS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def validator_env():
+    """The validator's npm packages: tools/cfn-validate/node_modules when a developer ran
+    `npm ci` there, else installed by `npm ci` from the committed lock file into the build
+    directory once, and found through NODE_PATH."""
+    if (VALIDATOR / "node_modules").is_dir():
+        return dict(os.environ)
+    target = TOOLS_DIR / "cfn-validate"
+    lock = (VALIDATOR / "package-lock.json").read_text()
+    if not (target / "node_modules").is_dir() or (target / "package-lock.json").read_text() != lock:
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(VALIDATOR / "package.json", target)
+        shutil.copy(VALIDATOR / "package-lock.json", target)
+        run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", target])
+    return dict(os.environ, NODE_PATH=str(target / "node_modules"))
+
+
 def validate(template, *args):
-    if not (VALIDATOR / "node_modules").is_dir():
-        pytest.fail(f"run `npm ci --prefix {VALIDATOR}` first (CI's .ci/run does)")
-    return run(["node", VALIDATOR / "validate.js", *args, template], check=False)
+    return run(["node", VALIDATOR / "validate.js", *args, template], check=False, env=validator_env())
 
 
 def example_parameters(**overrides):
@@ -215,7 +233,9 @@ def test_one_group_per_zone_waits_for_one_signal_per_broker(cluster):
         hook, = props["LifecycleHookSpecificationList"]
         assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_LAUNCHING"
         assert hook["DefaultResult"] == "ABANDON"
-        assert hook["HeartbeatTimeout"] > int(keys["deadline_s"])
+        # CONTINUE comes from `signal --wait-registered`, after run and Kafka's registration.
+        assert hook["HeartbeatTimeout"] > int(keys["deadline_s"]) + int(keys["register_deadline_s"]) + \
+            2 * int(keys["signal_deadline_s"])
         propagated = {x["Key"]: x["Value"] for x in props["Tags"] if x["PropagateAtLaunch"]}
         assert propagated[CLUSTER_TAG] == {"Ref": "ClusterName"}
 
