@@ -58,9 +58,17 @@ def owner(path):
     raise AssertionError(f"no package owns {path}")
 
 
+def needed_libraries():
+    """{soname: path} of the shared libraries the binary links directly (its NEEDED entries;
+    ldd would add their own dependencies)."""
+    needed = re.findall(r"^\s*NEEDED\s+(\S+)$", run(["objdump", "-p", KB_BINARY]).stdout, re.M)
+    paths = dict(re.findall(r"^\s*(\S+) => (/\S+)", run(["ldd", KB_BINARY]).stdout, re.M))
+    return {soname: paths[soname] for soname in needed}
+
+
 def needed_packages():
     """Debian packages of the shared libraries the binary links."""
-    return {owner(m.group(1)) for m in re.finditer(r" => (/\S+)", run(["ldd", KB_BINARY]).stdout)}
+    return {owner(path) for path in needed_libraries().values()}
 
 
 def test_deb_depends_on_every_library_the_binary_links(deb):
@@ -128,10 +136,8 @@ def test_rpm_ships_the_same_files_with_only_the_example_as_config(tmp_path):
         [p.rstrip("/") for p in FILES] + ["/etc/kafka-bootstrap", "/lib/systemd/system/kafka.service.d",
                                           "/usr/share/doc/kafka-bootstrap"])
     assert run(["rpm", "-qp", "--configfiles", rpm]).stdout.split() == CONFFILES
-    requires = run(["rpm", "-qp", "--requires", rpm]).stdout
-    for line in run(["ldd", KB_BINARY]).stdout.splitlines():
-        m = re.match(r"\s*(lib\S+\.so\.\d+) => /", line)
-        if m:
-            assert m.group(1) + "()(64bit)" in requires
+    requires = run(["rpm", "-qp", "--requires", rpm]).stdout.split()
+    for soname in needed_libraries():
+        assert soname + "()(64bit)" in requires
     scripts = run(["rpm", "-qp", "--scripts", rpm]).stdout
     assert "systemctl daemon-reload" in scripts and "postuninstall" in scripts
