@@ -127,28 +127,21 @@ def test_more_brokers_need_parameters_only(tmp_path):
     assert sizes == {"ZoneAGroup": 3, "ZoneBGroup": 2, "ZoneCGroup": 2}
 
 
-def test_misspelt_property_fails_validation(tmp_path):
-    proc = validate(broken_copy(tmp_path, "PrivateIpAddress: !Select", "PrivateIpAdress: !Select"))
+@pytest.mark.parametrize("old, new, finding", [
+    ("PrivateIpAddress: !Select", "PrivateIpAdress: !Select",
+     "Broker0Eni.Properties: unknown property 'PrivateIpAdress'"),
+    ("HttpTokens: required", "HttpToken: required",
+     "MetadataOptions: unknown property 'HttpToken'"),
+    ("          SubnetId: !Ref ZoneBSubnet\n", "",
+     "Broker1Eni.Properties: missing required property 'SubnetId'"),
+    ("HealthCheckGracePeriod: 1200", "HealthCheckGracePeriod: soon",
+     "HealthCheckGracePeriod: expects integer"),
+], ids=["misspelt_property", "misspelt_nested_property", "missing_required_property",
+        "value_of_wrong_type"])
+def test_broken_template_fails_validation(tmp_path, old, new, finding):
+    proc = validate(broken_copy(tmp_path, old, new))
     assert proc.returncode == 1
-    assert "Broker0Eni.Properties: unknown property 'PrivateIpAdress'" in proc.stdout
-
-
-def test_misspelt_nested_property_fails_validation(tmp_path):
-    proc = validate(broken_copy(tmp_path, "HttpTokens: required", "HttpToken: required"))
-    assert proc.returncode == 1
-    assert "MetadataOptions: unknown property 'HttpToken'" in proc.stdout
-
-
-def test_missing_required_property_fails_validation(tmp_path):
-    proc = validate(broken_copy(tmp_path, "          SubnetId: !Ref ZoneBSubnet\n", ""))
-    assert proc.returncode == 1
-    assert "Broker1Eni.Properties: missing required property 'SubnetId'" in proc.stdout
-
-
-def test_value_of_wrong_type_fails_validation(tmp_path):
-    proc = validate(broken_copy(tmp_path, "HealthCheckGracePeriod: 1200", "HealthCheckGracePeriod: soon"))
-    assert proc.returncode == 1
-    assert "HealthCheckGracePeriod: expects integer" in proc.stdout
+    assert finding in proc.stdout
 
 
 def test_unknown_resource_type_and_dangling_reference_fail_validation(tmp_path):

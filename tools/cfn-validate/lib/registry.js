@@ -370,16 +370,25 @@ class Checker {
 		}
 	}
 
+	/* A named entry of a section: letters and digits, an object, only known keys. */
+	entry(path, name, value, what, keys) {
+		if (!/^[A-Za-z0-9]+$/.test(name))
+			this.error(path, `a ${what} name is letters and digits`);
+		if (!isObject(value)) {
+			this.error(path, `a ${what} is an object`);
+			return false;
+		}
+		for (const key of Object.keys(value)) {
+			if (!keys.includes(key))
+				this.error(path, `unknown ${what} attribute '${key}'` + suggest(key, keys));
+		}
+		return true;
+	}
+
 	resource(id, res) {
 		const path = `Resources.${id}`;
-		if (!/^[A-Za-z0-9]+$/.test(id))
-			this.error(path, 'a logical ID is letters and digits');
-		if (!isObject(res))
-			return this.error(path, 'a resource is an object');
-		for (const key of Object.keys(res)) {
-			if (!RESOURCE_KEYS.includes(key))
-				this.error(path, `unknown resource attribute '${key}'` + suggest(key, RESOURCE_KEYS));
-		}
+		if (!this.entry(path, id, res, 'resource', RESOURCE_KEYS))
+			return;
 		if (res.Condition !== undefined)
 			this.condition(res.Condition, `${path}.Condition`);
 		for (const dep of [].concat(res.DependsOn || [])) {
@@ -408,14 +417,8 @@ class Checker {
 
 	parameter(name, decl, given) {
 		const path = `Parameters.${name}`;
-		if (!/^[A-Za-z0-9]+$/.test(name))
-			this.error(path, 'a parameter name is letters and digits');
-		if (!isObject(decl))
-			return this.error(path, 'a parameter is an object');
-		for (const key of Object.keys(decl)) {
-			if (!PARAMETER_KEYS.includes(key))
-				this.error(path, `unknown parameter attribute '${key}'` + suggest(key, PARAMETER_KEYS));
-		}
+		if (!this.entry(path, name, decl, 'parameter', PARAMETER_KEYS))
+			return;
 		if (!PARAMETER_TYPE.test(decl.Type || ''))
 			this.error(`${path}.Type`, `'${decl.Type}' is not a parameter type`);
 		if (decl.Default !== undefined)
@@ -443,14 +446,8 @@ class Checker {
 
 	output(name, out) {
 		const path = `Outputs.${name}`;
-		if (!/^[A-Za-z0-9]+$/.test(name))
-			this.error(path, 'an output name is letters and digits');
-		if (!isObject(out))
-			return this.error(path, 'an output is an object');
-		for (const key of Object.keys(out)) {
-			if (!['Description', 'Value', 'Export', 'Condition'].includes(key))
-				this.error(path, `unknown output attribute '${key}'`);
-		}
+		if (!this.entry(path, name, out, 'output', ['Description', 'Value', 'Export', 'Condition']))
+			return;
 		if (out.Description !== undefined && typeof out.Description !== 'string')
 			this.error(`${path}.Description`, 'is a literal string');
 		if (out.Value === undefined)
