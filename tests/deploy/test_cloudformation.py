@@ -20,7 +20,9 @@ EXAMPLE = SOURCE_DIR / "cloudformation" / "example-parameters.json"
 VALIDATOR = SOURCE_DIR / "tools" / "cfn-validate"
 
 # Exactly what kafka-bootstrap calls (the simulated cluster's test compares this list with the
-# actions it recorded); Detach* only in the optional take-over policy.
+# actions it recorded); Detach* only in the optional take-over policy. No ec2:DescribeTags: the
+# signal stage reads the stack's names from config (userdata writes them), else from the tags
+# in IMDS, and only then from DescribeTags.
 BROKER_ACTIONS = [
     "autoscaling:CompleteLifecycleAction",
     "autoscaling:SetInstanceHealth",
@@ -29,7 +31,6 @@ BROKER_ACTIONS = [
     "ec2:AttachVolume",
     "ec2:DescribeInstances",
     "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeTags",
     "ec2:DescribeVolumes",
 ]
 TAKE_OVER_ACTIONS = ["ec2:DetachNetworkInterface", "ec2:DetachVolume"]
