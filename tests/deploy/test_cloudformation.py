@@ -15,7 +15,7 @@ import pytest
 from deploytools import KB_BINARY, SOURCE_DIR, TOOLS_DIR, config_keys, run
 import cfn_template
 
-TEMPLATE = SOURCE_DIR / "cloudformation" / "kafka-brokers.yaml"
+TEMPLATE = cfn_template.TEMPLATE
 EXAMPLE = SOURCE_DIR / "cloudformation" / "example-parameters.json"
 VALIDATOR = SOURCE_DIR / "tools" / "cfn-validate"
 
