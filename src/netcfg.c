@@ -736,13 +736,14 @@ static void reset_routes(void *data)
 	((struct netcfg_state *)data)->route_count = 0;
 }
 
-/* Selectors that make a rule more than "from <src>" (Linux fib_nl_fill_rule puts each only
- * when it is set). */
-static bool is_selector(int type)
+/* Selectors that make a rule more than "from <src>". Linux fib_nl_fill_rule puts each only
+ * when it is set, except the two suppressors, always sent with (u32)-1 for "unset". */
+static bool selector_type(int type)
 {
 	switch (type) {
 	case FRA_IIFNAME:
 	case FRA_OIFNAME:
+	case FRA_FWMARK:
 	case FRA_TUN_ID:
 	case FRA_SUPPRESS_IFGROUP:
 	case FRA_SUPPRESS_PREFIXLEN:
@@ -754,6 +755,19 @@ static bool is_selector(int type)
 		return true;
 	default:
 		return false;
+	}
+}
+
+static bool selector_set(const struct nlattr *attr)
+{
+	switch (mnl_attr_get_type(attr)) {
+	case FRA_SUPPRESS_IFGROUP:
+	case FRA_SUPPRESS_PREFIXLEN:
+		return mnl_attr_get_u32(attr) != UINT32_MAX;
+	case FRA_FWMARK:
+		return mnl_attr_get_u32(attr) != 0;
+	default:
+		return true;
 	}
 }
 
@@ -772,11 +786,13 @@ static int rule_attr_cb(const struct nlattr *attr, void *data)
 	case FRA_PRIORITY:
 	case FRA_TABLE:
 	case FRA_FWMARK:
+	case FRA_SUPPRESS_IFGROUP:
+	case FRA_SUPPRESS_PREFIXLEN:
 		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
 			return MNL_CB_ERROR;
 		break;
 	default:
-		if (!is_selector(type))
+		if (!selector_type(type))
 			return MNL_CB_OK;
 	}
 	tb[type] = attr;
@@ -806,10 +822,9 @@ static int read_rules_cb(const struct nlmsghdr *nlh, void *data)
 	rule->src_len = frh->src_len;
 	rule->dst_len = frh->dst_len;
 	rule->invert = frh->flags & FIB_RULE_INVERT;
-	rule->other_selectors = frh->tos != 0 ||
-				(tb[FRA_FWMARK] && mnl_attr_get_u32(tb[FRA_FWMARK]) != 0);
+	rule->other_selectors = frh->tos != 0;
 	for (int type = 0; type <= FRA_MAX; type++)
-		rule->other_selectors |= tb[type] && is_selector(type);
+		rule->other_selectors |= tb[type] && selector_type(type) && selector_set(tb[type]);
 	return MNL_CB_OK;
 }
 

@@ -349,6 +349,7 @@ static int find_eni_link(struct kb_run *run, struct netcfg *nc, const uint8_t ma
 {
 	bool wait = run->mode == KB_MODE_RUN && !run->prerequisite;
 	int64_t started = deadline_now_ms();
+	int ifindex;
 	int ret;
 
 	ret = netcfg_wait_link(nc, mac, wait ? run->stage_deadline : 0, link, &run->err);
@@ -371,8 +372,9 @@ static int find_eni_link(struct kb_run *run, struct netcfg *nc, const uint8_t ma
 	if (ret < 0)
 		return ret;
 	/* udev may have renamed it meanwhile. */
+	ifindex = link->ifindex;
 	netcfg_link_clear(link);
-	ret = netcfg_link_get(nc, link->ifindex, link, &run->err);
+	ret = netcfg_link_get(nc, ifindex, link, &run->err);
 	return ret < 0 ? ret : 0;
 }
 
