@@ -844,8 +844,9 @@ static bool retry_after_skew(struct aws_ctx *ctx, const struct attempt *a, bool 
 		return false;
 	*done = true;
 	ctx->clock_offset_ms += offset;
-	log_warn("aws: local clock is %lld s off AWS's (Date: %s): signing with AWS's time",
-		 (long long)(-ctx->clock_offset_ms / 1000), a->resp.date);
+	log_warn("aws: local clock is %lld s %s AWS's (Date: %s): signing with AWS's time",
+		 (long long)llabs(ctx->clock_offset_ms / 1000),
+		 ctx->clock_offset_ms > 0 ? "behind" : "ahead of", a->resp.date);
 	return true;
 }
 

@@ -9,9 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "kb/deadline.h"
+#include "kb/log.h"
 #include "kb/version.h"
 
 /* Far above any answer we ask for (a DescribeNetworkInterfaces page is tens of kB), low
@@ -25,6 +29,7 @@ struct http_client {
 	char *host;      /* Host header value */
 	char *base_path; /* "" or "/prefix" */
 	long connects;
+	bool swept; /* stray sockets made close-on-exec after the first transfer */
 	struct http_options opts;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -35,6 +40,34 @@ static curl_socket_t open_cloexec_socket(void *clientp, curlsocktype purpose,
 	(void)clientp;
 	(void)purpose;
 	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+/* libcurl 7.88 creates the wakeup socketpair of an easy handle's internal multi handle, on
+ * its first transfer, without SOCK_CLOEXEC, and has no hook for it (later releases fixed
+ * this). No socket of ours may reach mkfs or cfn-signal, so once per handle every socket
+ * of the process still inheritable is made close-on-exec. Without /proc nothing is done:
+ * the connection sockets themselves come from open_cloexec_socket. */
+static void cloexec_stray_sockets(void)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir))) {
+		int fd = atoi(e->d_name);
+		struct stat st;
+		int flags;
+
+		if (e->d_name[0] == '.' || fd == dirfd(dir) || fstat(fd, &st) < 0 ||
+		    !S_ISSOCK(st.st_mode))
+			continue;
+		flags = fcntl(fd, F_GETFD);
+		if (flags >= 0 && !(flags & FD_CLOEXEC) && fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+			log_debug("http: cannot make socket %d close-on-exec: %s", fd,
+				  strerror(errno));
+	}
+	closedir(dir);
 }
 
 static void client_release_parts(struct http_client *c)
@@ -415,6 +448,10 @@ int http_send(struct http_client *client, const struct http_request *req, int64_
 	}
 	rc = curl_easy_perform(client->easy);
 	resp->duration_ms = deadline_now_ms() - started;
+	if (!client->swept) {
+		cloexec_stray_sockets();
+		client->swept = true;
+	}
 	if (curl_easy_getinfo(client->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
 		client->connects += connects;
 	if (rc != CURLE_OK) {
