@@ -12,6 +12,7 @@ import base64
 import re
 import time
 import urllib.parse
+from xml.sax.saxutils import escape
 
 from . import iam, xmlout
 from .errors import ApiError
@@ -110,7 +111,6 @@ class Ec2Protocol:
     """EC2's dialect of the Query protocol (API Reference, "Error codes")."""
 
     namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
-    server_header = "AmazonEC2"
     # API Reference, Common client errors: RequestExpired past 15 minutes of skew.
     skew_s = 15 * 60
     _AUTH = {
@@ -154,7 +154,7 @@ class Ec2Protocol:
     def error_response(self, err, request_id):
         # One line, no namespace, RequestID spelled so (API Reference, "Error response").
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>'
-                + _esc(err.code) + "</Code><Message>" + _esc(err.message)
+                + escape(err.code) + "</Code><Message>" + escape(err.message)
                 + "</Message></Error></Errors><RequestID>" + request_id
                 + "</RequestID></Response>").encode("utf-8")
         return Response(err.status, body, self._headers(request_id))
@@ -182,7 +182,6 @@ class Ec2Protocol:
 class AwsQueryProtocol:
     """CloudFormation's and Auto Scaling's dialect of the Query protocol."""
 
-    server_header = None
     # "Signature expired: ... (... - 5 min.)" from CloudFormation (hashicorp/terraform
     # #9571) and Auto Scaling (aws/aws-sdk-ruby #522, aws/aws-parallelcluster #2055).
     skew_s = 5 * 60
@@ -256,10 +255,6 @@ def _skew_message(request_time, now, window):
             f"({time.strftime(fmt, time.gmtime(now))} + {minutes} min.)")
 
 
-def _esc(text):
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 class QueryService:
     """One Query API behind one listener. Subclasses set `service` (the SigV4 and IAM
     name), `version`, the protocol mixin, and `actions` (name -> method)."""
@@ -278,7 +273,7 @@ class QueryService:
         record["params"] = params
         action = params.get("Action")
         record["action"] = action
-        request_id = self.world.new_uuid()
+        request_id = self.fake.request_id(record)
         try:
             principal = self._authenticate(req, record)
             self._check_action(action, params)

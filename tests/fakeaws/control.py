@@ -1,7 +1,7 @@
 """The control listener: FakeAWS's Python API as HTTP/JSON, for shell tests and the CLI.
 
 Routes (README.md has the full table): GET /_fake/requests, /_fake/state, /_fake/signals,
-/_fake/autoscaling-calls, /_fake/events, /_fake/faults; POST /_fake/faults, /_fake/delays,
+/_fake/autoscaling-calls, /_fake/iam-actions, /_fake/events, /_fake/faults; POST /_fake/faults, /_fake/delays,
 /_fake/clock, /_fake/instances, /_fake/instances/<id>/<verb>,
 /_fake/stacks/<stack>/resources/<logical-id>/waiting. Bodies are JSON objects whose keys
 are the Python keyword arguments. The control listener is not recorded, has no faults and
@@ -36,7 +36,9 @@ class Control:
             return _json(200, self._route(req.method, req.path, query, body))
         except LookupError as err:
             return _json(404, {"error": str(err)})
-        except (ValueError, TypeError, ApiError) as err:
+        except ApiError as err:
+            return _json(404 if err.code.endswith(".NotFound") else 400, {"error": str(err)})
+        except (ValueError, TypeError) as err:
             return _json(400, {"error": str(err)})
 
     def _route(self, method, path, query, body):
@@ -47,6 +49,7 @@ class Control:
             "/_fake/state": f.state,
             "/_fake/signals": f.signals,
             "/_fake/autoscaling-calls": f.autoscaling_calls,
+            "/_fake/iam-actions": f.iam_actions,
             "/_fake/events": lambda: f.events(since, float(query.get("wait", 0))),
             "/_fake/faults": f.faults.snapshot,
             "/_fake/endpoints": lambda: f.endpoints,

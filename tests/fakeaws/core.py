@@ -7,7 +7,10 @@ actions used with the IAM policy of the CloudFormation template.
 """
 
 import copy
+import hashlib
+import logging
 import threading
+import uuid
 
 from .api import Response
 from .autoscaling import AutoScaling
@@ -20,6 +23,8 @@ from .fixture import normalize
 from .imds import Imds
 from .server import Listener
 from .world import World
+
+log = logging.getLogger("fakeaws")
 
 
 class Hooks:
@@ -71,6 +76,7 @@ class FakeAWS:
         self._signals = []
         self._asg_calls = []
         self._listeners = []
+        self._errors = []
         self._stopping = threading.Event()
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -129,7 +135,7 @@ class FakeAWS:
             delay = self.faults.latency(service, n)
             if delay:
                 self._stopping.wait(delay)
-            resp = self._services[service].handle(req, record)
+            resp = self._answer(service, req, record)
             if self.faults.roll("malformed", service, n):
                 record["fault"] = "malformed"
                 resp.body = resp.body[: len(resp.body) // 2]
@@ -139,8 +145,29 @@ class FakeAWS:
         record["http_status"] = resp.status
         with self._lock:
             self._records.append(record)
-        self.hooks.on_request(copy.deepcopy(record))
+        try:
+            self.hooks.on_request(copy.deepcopy(record))
+        except Exception as exc:  # noqa: BLE001 - reported through errors(); the answer goes out
+            log.exception("fakeaws: on_request hook failed")
+            with self._lock:
+                self._errors.append(exc)
         return resp
+
+    def _answer(self, service, req, record):
+        try:
+            return self._services[service].handle(req, record)
+        except Exception as exc:  # noqa: BLE001 - a bug in the fake must be loud, not a hang-up
+            log.exception("fakeaws: %s request %s failed", service, record["seq"])
+            with self._lock:
+                self._errors.append(exc)
+            record["error_code"] = "FakeAWSBug"
+            return Response(500, b"fakeaws failed on this request; see fake.errors()\n",
+                            [("Content-Type", "text/plain")])
+
+    def request_id(self, record):
+        """The request's id, a UUID derived from the seed and its sequence number."""
+        digest = hashlib.sha256(f"{self.seed}:{record['seq']}".encode()).digest()
+        return str(uuid.UUID(bytes=digest[:16], version=4))
 
     def requests(self, since=0):
         """Records of requests with seq > since, in arrival order."""
@@ -212,8 +239,10 @@ class FakeAWS:
 
     def errors(self):
         """Exceptions raised by hooks or transitions on the scheduler thread (the thread
-        goes on); a test should end with this empty."""
-        return list(self.scheduler.errors)
+        goes on) and by the fake itself while answering (answered 500); a test should end
+        with this empty."""
+        with self._lock:
+            return list(self.scheduler.errors) + list(self._errors)
 
     def iam_actions(self):
         """Sorted "service:Action" of every authenticated Query call: what the caller's

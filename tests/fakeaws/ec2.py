@@ -14,7 +14,7 @@ import re
 
 from .api import Ec2Protocol, QueryService, numbered, parse_bool
 from .errors import ApiError
-from .world import STATE_CODES, iso_ms
+from .world import STATE_CODES, iso_ms, private_dns
 
 _ID_RE = {prefix: re.compile(rf"{prefix}-[0-9a-f]{{8}}(?:[0-9a-f]{{9}})?")
           for prefix in ("i", "eni", "vol", "eni-attach")}
@@ -256,8 +256,7 @@ class Ec2(Ec2Protocol, QueryService):
         return [item for item in items if item["id"] in set(ids)]
 
     def _dns(self, ip):
-        suffix = "ec2.internal" if self.world.region == "us-east-1" else f"{self.world.region}.compute.internal"
-        return f"ip-{ip.replace('.', '-')}.{suffix}"
+        return private_dns(self.world.region, ip)
 
     def _stale(self):
         return self.fake.describe_stale_s()

@@ -15,7 +15,7 @@ import json
 import re
 
 from .api import Response
-from .world import iso_s
+from .world import iso_s, private_dns
 
 # Error pages as the live IMDS sends them (from memory of live output; unconfirmed byte
 # for byte): XHTML with the status in title and h1.
@@ -43,8 +43,8 @@ def _error(status, headers=None):
     return Response(status, body, [("Content-Type", "text/html")] + (headers or []))
 
 
-def _text(value, headers=None):
-    return Response(200, value.encode(), [("Content-Type", "text/plain")] + (headers or []))
+def _text(value):
+    return Response(200, value.encode(), [("Content-Type", "text/plain")])
 
 
 def _json(obj):
@@ -55,17 +55,15 @@ def _json(obj):
 class Imds:
     """The instance metadata service."""
 
-    server_header = "EC2ws"
-
     def __init__(self, fake):
         self.fake = fake
         self.world = fake.world
 
     def _caller(self, req):
         bound = req.listener.get("instance_id")
-        if bound:
-            return bound
         with self.world.lock:
+            if bound:
+                return bound if bound in self.world.instances else None
             for inst in self.world.instances.values():
                 if inst["private_ip"] == req.source_ip and inst["state"] != "terminated":
                     return inst["id"]
@@ -139,8 +137,7 @@ class Imds:
             inst = dict(w.instances[iid])
             region, account = w.region, w.account
             macs = self._macs(inst)
-        dns = (f"ip-{inst['private_ip'].replace('.', '-')}."
-               + ("ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"))
+        dns = private_dns(region, inst["private_ip"])
         meta = {
             "ami-id": inst["image_id"],
             "ami-launch-index": "0",
@@ -182,7 +179,7 @@ class Imds:
             subnet = w.subnets[eni["subnet_id"]]
             d = {"device-number": "0" if lagging else str(att["device_index"]),
                  "interface-id": eni["id"],
-                 "local-hostname": f"ip-{eni['private_ip'].replace('.', '-')}.ec2.internal",
+                 "local-hostname": private_dns(w.region, eni["private_ip"]),
                  "local-ipv4s": eni["private_ip"],
                  "mac": eni["mac"],
                  "owner-id": w.account,

@@ -33,6 +33,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.request.do_handshake()
         super().setup()
 
+    def version_string(self):
+        # Only http.server's own errors (a malformed request line) use this.
+        return self.server.listener.server_header or "fakeaws"
+
     def date_time_string(self, timestamp=None):
         # The Date header is the fake's clock: clients correct their skew from it.
         return email.utils.formatdate(self.server.app.clock.now(), usegmt=True)
@@ -72,9 +76,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         restore_ttl = None
-        if resp.ip_ttl is not None and self.server.address_family == socket.AF_INET:
-            restore_ttl = self.request.getsockopt(socket.IPPROTO_IP, socket.IP_TTL)
-            self.request.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, resp.ip_ttl)
+        ttl_option = ((socket.IPPROTO_IP, socket.IP_TTL)
+                      if self.server.address_family == socket.AF_INET
+                      else (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS))
+        if resp.ip_ttl is not None:
+            restore_ttl = self.request.getsockopt(*ttl_option)
+            self.request.setsockopt(*ttl_option, resp.ip_ttl)
         self.send_response_only(resp.status)
         self.send_header("Date", self.date_time_string())
         if self.server.listener.server_header:
@@ -91,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
         if restore_ttl is not None:
-            self.request.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, restore_ttl)
+            self.request.setsockopt(*ttl_option, restore_ttl)
 
 
 class _Server(ThreadingHTTPServer):

@@ -138,6 +138,11 @@ def verify(method, path_qs, headers, body, *, service, region, now, skew_s, look
                                       "AWS Authorization.", access_key_id)
     amz_date = headers.get("X-Amz-Date")
     request_time = _parse_amz_date(amz_date, authorization)
+    if "x-amz-date" not in signed:
+        # General Reference, "Create a canonical request": a date header sent must be
+        # signed. Wording (unconfirmed) modelled on the Host one.
+        raise AuthError("incomplete", "'X-Amz-Date' must be a 'SignedHeader' in the AWS "
+                                      "Authorization.", access_key_id)
     if scope_date != amz_date[:8]:
         raise AuthError("scope", "Date in Credential scope does not match YYYYMMDD from ISO-8601 "
                                  f"version of date from HTTP: '{scope_date}' != '{amz_date[:8]}', "

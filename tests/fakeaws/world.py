@@ -41,6 +41,13 @@ def iso_s(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+def private_dns(region, ip):
+    """EC2's private DNS name: ip-10-0-1-23.ec2.internal in us-east-1, else
+    ip-10-0-1-23.<region>.compute.internal."""
+    suffix = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
+    return f"ip-{ip.replace('.', '-')}.{suffix}"
+
+
 class World:
     """All resources of the fake account, and the transitions between their states."""
 
@@ -49,7 +56,10 @@ class World:
         self.clock = clock
         self.scheduler = scheduler
         self.hooks = hooks
+        # Resource ids follow the fixture and launch_instance calls only; keys and tokens,
+        # handed out in whatever order clients ask, draw from their own stream.
         self.rng = random.Random(seed)
+        self.secret_rng = random.Random(f"{seed}:secrets")
         self.region = fixture["region"]
         self.account = fixture["account"]
         self.vpc = fixture["vpc"]
@@ -65,8 +75,6 @@ class World:
         self.tokens = {}
         self.stacks = {}
         self.asgs = {}
-        self.signals = []
-        self.asg_calls = []
         self.events = []
         self._events_cond = threading.Condition(self.lock)
         self._history = collections.deque()
@@ -86,13 +94,18 @@ class World:
     def new_uuid(self):
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def _random_string(self, alphabet, n):
-        return "".join(self.rng.choice(alphabet) for _ in range(n))
+    def _random_string(self, alphabet, n, rng=None):
+        return "".join((rng or self.rng).choice(alphabet) for _ in range(n))
 
-    def _free_ip(self, subnet_id):
-        used = {i.get("private_ip") for i in self.instances.values()}
+    def _ip(self, subnet_id, wanted):
+        """`wanted` if it is free and in the subnet, else the lowest free address."""
+        used = {i["private_ip"] for i in self.instances.values()}
         used |= {e["private_ip"] for e in self.enis.values()}
         net = ipaddress.ip_network(self.subnets[subnet_id]["cidr"])
+        if wanted is not None:
+            if ipaddress.ip_address(wanted) not in net or wanted in used:
+                raise ValueError(f"{wanted} is not a free address of {subnet_id} ({net})")
+            return wanted
         # AWS reserves the first four addresses of a subnet and the last one.
         for offset in range(4, net.num_addresses - 1):
             ip = str(net.network_address + offset)
@@ -136,6 +149,9 @@ class World:
             self.volumes[vol["id"]] = vol
             if v["attachment"]:
                 inst = self.instances[v["attachment"]["instance"]]
+                if inst["az"] != vol["az"]:
+                    raise ValueError(f"fixture: volume {vol['id']} and instance {inst['id']} are "
+                                     "in different AZs")
                 vol["status"] = "in-use"
                 vol["attachment"] = {"instance_id": inst["id"], "device": v["attachment"]["device"],
                                      "status": "attached", "attach_time": now,
@@ -167,7 +183,7 @@ class World:
     def _create_eni(self, eni_id, subnet_id, private_ip, mac, description, tags, primary=False):
         subnet = self.subnets[subnet_id]
         eni = {"id": eni_id, "subnet_id": subnet_id, "vpc_id": self.vpc["id"], "az": subnet["az"],
-               "private_ip": private_ip or self._free_ip(subnet_id), "mac": mac or self.new_mac(),
+               "private_ip": self._ip(subnet_id, private_ip), "mac": mac or self.new_mac(),
                "description": description, "tags": dict(tags), "status": "available",
                "attachment": None, "primary": primary}
         self.enis[eni_id] = eni
@@ -194,9 +210,9 @@ class World:
                 "reservation_id": self.new_id("r"), "root_device": "/dev/xvda",
                 "state_reason": None, "transition_reason": "", "asg": None,
                 "instance_profile_id": "AIPA" + self._random_string(_B32, 17)}
-        self.instances[iid] = inst
         eni = self._create_eni(spec["primary_eni"] or self.new_id("eni"), subnet["id"],
                                spec["private_ip"], spec["mac"], "", {}, primary=True)
+        self.instances[iid] = inst
         inst["primary_eni"] = eni["id"]
         inst["private_ip"] = eni["private_ip"]
         inst["mac"] = eni["mac"]
@@ -646,9 +662,10 @@ class World:
 
     def _issue_instance_cred(self, inst, now):
         lifetime = self.imds["credential_lifetime_s"]
-        cred = self._add_cred("ASIA" + self._random_string(_B32, 16),
-                              self._random_string(_B64, 40),
-                              "IQoJb3JpZ2luX2VjE" + self._random_string(_B64, 300) + "==",
+        r = self.secret_rng
+        cred = self._add_cred("ASIA" + self._random_string(_B32, 16, r),
+                              self._random_string(_B64, 40, r),
+                              "IQoJb3JpZ2luX2VjE" + self._random_string(_B64, 300, r) + "==",
                               now + lifetime, inst["role"], inst["id"], inst["id"], now)
         self.instance_creds[inst["id"]] = cred["access_key_id"]
         return cred
@@ -659,7 +676,9 @@ class World:
         Old keys stay valid until their own Expiration, as STS session keys do.
         """
         with self.lock:
-            inst = self.instances[iid]
+            inst = self.instance(iid)
+            if iid not in self.instance_creds:
+                raise ApiError("InvalidInstanceID.NotFound", f"The instance '{iid}' has no role")
             now = self.clock.now()
             cred = self.creds[self.instance_creds[iid]]
             rotate_before = min(self.imds["credential_rotate_before_s"],
@@ -674,8 +693,8 @@ class World:
             return dict(cred) if cred else None
 
     def new_token(self, iid, ttl):
-        token = base64.b64encode(self.rng.getrandbits(320).to_bytes(40, "big")).decode()
         with self.lock:
+            token = base64.b64encode(self.secret_rng.getrandbits(320).to_bytes(40, "big")).decode()
             self.tokens[token] = {"instance_id": iid, "expires": self.clock.now() + ttl}
         return token
 

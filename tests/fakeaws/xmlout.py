@@ -27,7 +27,9 @@ def render(root, children, namespace=None, indent="  ", declaration=False):
     _fill(element, children)
     if indent is not None:
         ET.indent(element, space=indent)
-    text = ET.tostring(element, encoding="unicode")
+    # ElementTree writes "<a />"; AWS writes "<a/>". Text is escaped, so " />" can only
+    # be the end of an empty element.
+    text = ET.tostring(element, encoding="unicode").replace(" />", "/>")
     if declaration:
         text = '<?xml version="1.0" encoding="UTF-8"?>\n' + text
     return (text + "\n").encode("utf-8")

@@ -80,7 +80,9 @@ def test_cli_prints_endpoints_and_is_driven_through_control(cli):
     assert control(ctl, "GET", f"/_fake/instances/{BROKERS['a']}/credentials")[1]["access_key_id"].startswith("ASIA")
     assert control(ctl, "GET", "/_fake/nothing")[0] == 404
     assert control(ctl, "POST", "/_fake/faults", {"nonsense": 1})[0] == 400
-    assert control(ctl, "POST", "/_fake/instances/i-0123456789abcdef0/stop")[0] == 400
+    assert control(ctl, "POST", "/_fake/instances/i-0123456789abcdef0/stop")[0] == 404
+    assert control(ctl, "POST", f"/_fake/instances/{BROKERS['b']}/start")[0] == 400  # it is running
+    assert control(ctl, "GET", "/_fake/iam-actions")[1] == ["ec2:DescribeInstances", "ec2:DescribeVolumes"]
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
 

@@ -5,8 +5,9 @@ import threading
 import pytest
 from botocore.exceptions import ClientError
 
-from fakeaws import Hooks
-from .conftest import BROKERS, ENIS, HOST_KEY, READ_ONLY_KEY, VOLUMES, client, load_fixture, send, signed
+from fakeaws import FakeAWS, Hooks
+from .conftest import (BROKERS, ENIS, HOST_KEY, LISTENERS, READ_ONLY_KEY, VOLUMES, client, load_fixture,
+                       send, signed)
 
 A, B, C = BROKERS["a"], BROKERS["b"], BROKERS["c"]
 
@@ -394,3 +395,19 @@ def test_describe_is_stale_for_the_configured_window(make_fake):
     assert instance_of(ec2, new["id"])["State"]["Name"] == "running"
     fake.set_faults(describe_stale_s=0)
     assert instance_of(ec2, new["id"])["SubnetId"] == "subnet-0000000000000c000"
+
+
+def test_a_failing_hook_is_reported_and_leaves_the_attachment_attaching():
+    class Broken(Hooks):
+        def eni_attached(self, instance_id, eni):
+            raise RuntimeError("veth plug failed")
+
+        def on_request(self, record):
+            raise RuntimeError("harness bug")
+
+    with FakeAWS(load_fixture(), hooks=Broken()).start(LISTENERS) as fake:
+        ec2 = client(fake, "ec2")
+        ec2.attach_network_interface(NetworkInterfaceId=ENIS["a"], InstanceId=A, DeviceIndex=1)
+        assert fake.wait_idle()
+        assert eni_of(ec2, ENIS["a"])["Attachment"]["Status"] == "attaching"
+        assert sorted(str(e) for e in fake.errors()) == ["harness bug", "harness bug", "veth plug failed"]

@@ -1,6 +1,8 @@
 """Signatures: the fake must refuse anything botocore would not have signed so."""
 
 import hashlib
+import shutil
+import subprocess
 
 import pytest
 from botocore.compat import HTTPHeaders
@@ -44,6 +46,21 @@ def test_awkward_characters_in_signed_values_verify(fake):
     got = ec2.describe_network_interfaces(Filters=[{"Name": "tag:Name", "Values": [odd]},
                                                    {"Name": "description", "Values": [odd]}])
     assert got["NetworkInterfaces"] == []
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl")
+def test_another_signer_libcurls_is_accepted(fake):
+    # A signer that is not botocore's: the check must not depend on botocore's quirks.
+    ak, secret, _ = HOST_KEY
+    done = subprocess.run(
+        ["curl", "-sS", "--aws-sigv4", "aws:amz:us-east-1:ec2", "--user", f"{ak}:{secret}",
+         "-H", "Content-Type: application/x-www-form-urlencoded; charset=utf-8",
+         "--data", "Action=DescribeVolumes&Version=2016-11-15&Filter.1.Name=tag%3AName"
+                   "&Filter.1.Value.1=KAFKA-%2A", fake.endpoints["ec2"] + "/"],
+        capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert fake.requests()[-1]["http_status"] == 200
+    assert done.stdout.count("<volumeId>") == 3
 
 
 def test_session_credentials_sign_with_their_token(fake):
@@ -161,10 +178,16 @@ def test_unsigned_request_is_refused(fake, service, expect):
     assert (status, error_code(rbody)) == expect
 
 
-def test_garbled_authorization_is_incomplete(fake):
+@pytest.mark.parametrize("garble", [
+    lambda a: a.split(", Signature=")[0],
+    lambda a: a.replace("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1"),
+    lambda a: a.replace("content-type;host;x-amz-date", "content-type;x-amz-date"),
+    lambda a: a.replace("content-type;host;x-amz-date", "content-type;host")])
+def test_garbled_authorization_is_incomplete(fake, garble):
     url = fake.endpoints["ec2"]
     headers, body = signed(url, "ec2", DESCRIBE)
-    headers["Authorization"] = headers["Authorization"].split(", Signature=")[0]
+    assert "SignedHeaders=content-type;host;x-amz-date," in headers["Authorization"]
+    headers["Authorization"] = garble(headers["Authorization"])
     status, _, rbody = send(url, headers, body)
     assert (status, error_code(rbody)) == (400, "IncompleteSignature")
 
