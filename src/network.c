@@ -540,6 +540,9 @@ int network_stage(struct kb_run *run)
 				      mine ? eni->attachment_network_card_index : -1);
 	t.priority = network_rule_priority(run->cfg, mine ? eni->attachment_device_index : -1,
 					   mine ? eni->attachment_network_card_index : -1);
+	if (!mine && run->prerequisite)
+		return kb_errorf(&run->err, ENODEV, "ENI %s is not attached to this instance: run "
+				 "the eni stage", eni->id ? eni->id : "?");
 	if (mine || run->mode == KB_MODE_RUN) {
 		ret = subnet_from_imds(run, eni->mac, &cidr);
 		if (ret < 0)
