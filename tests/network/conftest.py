@@ -17,6 +17,8 @@ there. Readiness is polled, never slept for.
     │ gw   10.77.1.1/24         │    the ENI subnet's router (base + 1)
     └───────────────────────────┘
 """
+import concurrent.futures
+import ctypes
 import itertools
 import json
 import os
@@ -33,10 +35,37 @@ ENI_IP = "10.77.1.5"
 SUBNET = "10.77.1.0/24"
 ROUTER = "10.77.1.1"
 _counter = itertools.count()
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
 
 
 def run(*args, check=True):
     return subprocess.run(args, check=check, capture_output=True, text=True)
+
+
+class NetnsThread:
+    """One worker thread inside a network namespace (setns moves only the calling thread), for
+    servers that must listen there, such as the fake AWS endpoint."""
+
+    def __init__(self, ns):
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, initializer=self._enter, initargs=(f"/run/netns/{ns}",))
+        self.call(lambda: None)
+
+    @staticmethod
+    def _enter(path):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns {path}")
+        finally:
+            os.close(fd)
+
+    def call(self, fn, *args, **kwargs):
+        return self._executor.submit(fn, *args, **kwargs).result()
+
+    def close(self):
+        self._executor.shutdown(wait=True)
 
 
 class World:

@@ -21,9 +21,8 @@ import time
 
 import pytest
 
-from conftest import World, run
+from conftest import NetnsThread, World, run
 from fakeaws import FakeAWS, Hooks
-from harness.netns import NetnsThread
 
 KB_ENI = os.path.join(os.environ.get("KB_BINARY_DIR", "build"), "tools", "kb-eni")
 ME, RUNNING, DOOMED, STOPPED = (f"i-0000000000000a00{n}" for n in (1, 2, 3, 4))
