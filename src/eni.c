@@ -203,9 +203,9 @@ static int other_owner(struct eni_job *job, const char *owner)
 	} else if (eq(state, "stopped") && run->cfg->take_over_stopped) {
 		ret = take_from_stopped(job, owner);
 	} else {
-		ret = kb_errorf(&run->err, KB_EHELD, "%s is attached to %s, which is %s: an ENI is "
-				"never taken from a %s instance%s", job->eni->id, owner, state, state,
-				eq(state, "stopped") ? " without take_over_stopped" : "");
+		ret = kb_errorf(&run->err, KB_EHELD, "%s is attached to %s, which is %s: an ENI "
+				"is never taken from a %s instance%s", job->eni->id, owner, state,
+				state, eq(state, "stopped") ? " without take_over_stopped" : "");
 	}
 	free(state);
 	return ret;

@@ -7,6 +7,7 @@
 #include "kb/netcfg.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <libmnl/libmnl.h>
 #include <limits.h>
@@ -100,28 +101,17 @@ static int socket_reset(struct netcfg *nc, struct kb_error *err)
 	return socket_open(0, &nc->nl, &nc->portid, err);
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int netcfg_parse_mac(const char *text, uint8_t mac[NETCFG_MAC_LEN])
 {
 	if (!text || strlen(text) != NETCFG_MAC_STRLEN - 1)
 		return -EINVAL;
 	for (int i = 0; i < NETCFG_MAC_LEN; i++) {
-		int hi = hex_digit(text[i * 3]);
-		int lo = hex_digit(text[i * 3 + 1]);
+		const char *p = text + i * 3;
 
-		if (hi < 0 || lo < 0 || (i < NETCFG_MAC_LEN - 1 && text[i * 3 + 2] != ':'))
+		if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) ||
+		    (i < NETCFG_MAC_LEN - 1 && p[2] != ':'))
 			return -EINVAL;
-		mac[i] = (uint8_t)(hi << 4 | lo);
+		mac[i] = (uint8_t)strtoul((char[]){p[0], p[1], '\0'}, NULL, 16);
 	}
 	return 0;
 }
@@ -344,27 +334,79 @@ static void *grow(void **items, size_t *count, size_t size)
 
 /* Links. */
 
-static int link_attr_cb(const struct nlattr *attr, void *data)
-{
-	const struct nlattr **tb = data;
-	int type = mnl_attr_get_type(attr);
+/* Which attributes each dump keeps and what each must look like, as the kernel's own
+ * nla_policy tables do: the one attribute callback skips unknown types
+ * (mnl_attr_type_valid) and what the policy does not name, validates the rest. */
+enum attr_kind { ATTR_SKIP, ATTR_IN_ADDR, ATTR_U32, ATTR_STRING, ATTR_BINARY };
 
-	if (mnl_attr_type_valid(attr, IFLA_MAX) < 0)
+struct attr_table {
+	const uint8_t *policy; /* enum attr_kind by attribute type */
+	unsigned int max;
+	const struct nlattr **tb;
+};
+
+static const uint8_t link_policy[IFLA_MAX + 1] = {
+	[IFLA_IFNAME] = ATTR_STRING, [IFLA_ADDRESS] = ATTR_BINARY,
+};
+
+static const uint8_t addr_policy[IFA_MAX + 1] = {
+	[IFA_ADDRESS] = ATTR_IN_ADDR, [IFA_LOCAL] = ATTR_IN_ADDR, [IFA_FLAGS] = ATTR_U32,
+};
+
+static const uint8_t route_policy[RTA_MAX + 1] = {
+	[RTA_DST] = ATTR_IN_ADDR, [RTA_GATEWAY] = ATTR_IN_ADDR, [RTA_PREFSRC] = ATTR_IN_ADDR,
+	[RTA_TABLE] = ATTR_U32,   [RTA_OIF] = ATTR_U32,         [RTA_PRIORITY] = ATTR_U32,
+	[RTA_MULTIPATH] = ATTR_BINARY,
+};
+
+/* FRA_SRC, FRA_PRIORITY, FRA_TABLE, and the selectors that make a rule more than "from
+ * <src>" (see selector_set). */
+static const uint8_t rule_policy[FRA_MAX + 1] = {
+	[FRA_SRC] = ATTR_IN_ADDR,         [FRA_PRIORITY] = ATTR_U32,
+	[FRA_TABLE] = ATTR_U32,           [FRA_FWMARK] = ATTR_U32,
+	[FRA_SUPPRESS_IFGROUP] = ATTR_U32, [FRA_SUPPRESS_PREFIXLEN] = ATTR_U32,
+	[FRA_IIFNAME] = ATTR_BINARY,      [FRA_OIFNAME] = ATTR_BINARY,
+	[FRA_TUN_ID] = ATTR_BINARY,       [FRA_L3MDEV] = ATTR_BINARY,
+	[FRA_UID_RANGE] = ATTR_BINARY,    [FRA_IP_PROTO] = ATTR_BINARY,
+	[FRA_SPORT_RANGE] = ATTR_BINARY,  [FRA_DPORT_RANGE] = ATTR_BINARY,
+};
+
+static int read_attr_cb(const struct nlattr *attr, void *data)
+{
+	const struct attr_table *t = data;
+	unsigned int type = mnl_attr_get_type(attr);
+	int ret = 0;
+
+	if (mnl_attr_type_valid(attr, (uint16_t)t->max) < 0)
 		return MNL_CB_OK;
-	switch (type) {
-	case IFLA_IFNAME:
-		if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) < 0)
-			return MNL_CB_ERROR;
+	switch (t->policy[type]) {
+	case ATTR_SKIP:
+		return MNL_CB_OK;
+	case ATTR_IN_ADDR:
+		ret = mnl_attr_validate2(attr, MNL_TYPE_BINARY, sizeof(struct in_addr));
 		break;
-	case IFLA_ADDRESS:
-		if (mnl_attr_validate(attr, MNL_TYPE_BINARY) < 0)
-			return MNL_CB_ERROR;
+	case ATTR_U32:
+		ret = mnl_attr_validate(attr, MNL_TYPE_U32);
+		break;
+	case ATTR_STRING:
+		ret = mnl_attr_validate(attr, MNL_TYPE_NUL_STRING);
 		break;
 	default:
-		return MNL_CB_OK;
+		break;
 	}
-	tb[type] = attr;
+	if (ret < 0)
+		return MNL_CB_ERROR;
+	t->tb[type] = attr;
 	return MNL_CB_OK;
+}
+
+/* Fills tb (max + 1 entries, zeroed) from the attributes after a hdr_len-byte header. */
+static int parse_attrs(const struct nlmsghdr *nlh, size_t hdr_len, const uint8_t *policy,
+		       unsigned int max, const struct nlattr **tb)
+{
+	struct attr_table t = {.policy = policy, .max = max, .tb = tb};
+
+	return mnl_attr_parse(nlh, (unsigned int)hdr_len, read_attr_cb, &t);
 }
 
 /* Fills link from an RTM_NEWLINK message; -ENOMEM, or -EBADMSG for a malformed one. */
@@ -373,7 +415,7 @@ static int parse_link(const struct nlmsghdr *nlh, struct netcfg_link *link)
 	const struct nlattr *tb[IFLA_MAX + 1] = {0};
 	const struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
 
-	if (mnl_attr_parse(nlh, sizeof(*ifm), link_attr_cb, tb) < 0)
+	if (parse_attrs(nlh, sizeof(*ifm), link_policy, IFLA_MAX, tb) < 0)
 		return -EBADMSG;
 	memset(link, 0, sizeof(*link));
 	link->ifindex = ifm->ifi_index;
@@ -619,30 +661,6 @@ static struct in_addr attr_in_addr(const struct nlattr *attr)
 	return a;
 }
 
-static int addr_attr_cb(const struct nlattr *attr, void *data)
-{
-	const struct nlattr **tb = data;
-	int type = mnl_attr_get_type(attr);
-
-	if (mnl_attr_type_valid(attr, IFA_MAX) < 0)
-		return MNL_CB_OK;
-	switch (type) {
-	case IFA_ADDRESS:
-	case IFA_LOCAL:
-		if (mnl_attr_validate2(attr, MNL_TYPE_BINARY, sizeof(struct in_addr)) < 0)
-			return MNL_CB_ERROR;
-		break;
-	case IFA_FLAGS:
-		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
-			return MNL_CB_ERROR;
-		break;
-	default:
-		return MNL_CB_OK;
-	}
-	tb[type] = attr;
-	return MNL_CB_OK;
-}
-
 static int read_addrs_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct netcfg_state *state = data;
@@ -652,7 +670,7 @@ static int read_addrs_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (nlh->nlmsg_type != RTM_NEWADDR || ifa->ifa_family != AF_INET)
 		return MNL_CB_OK;
-	if (mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, tb) < 0)
+	if (parse_attrs(nlh, sizeof(*ifa), addr_policy, IFA_MAX, tb) < 0)
 		return MNL_CB_ERROR;
 	addr = grow((void **)&state->addrs, &state->addr_count, sizeof(*addr));
 	if (!addr) {
@@ -672,35 +690,6 @@ static void reset_addrs(void *data)
 	((struct netcfg_state *)data)->addr_count = 0;
 }
 
-static int route_attr_cb(const struct nlattr *attr, void *data)
-{
-	const struct nlattr **tb = data;
-	int type = mnl_attr_get_type(attr);
-
-	if (mnl_attr_type_valid(attr, RTA_MAX) < 0)
-		return MNL_CB_OK;
-	switch (type) {
-	case RTA_DST:
-	case RTA_GATEWAY:
-	case RTA_PREFSRC:
-		if (mnl_attr_validate2(attr, MNL_TYPE_BINARY, sizeof(struct in_addr)) < 0)
-			return MNL_CB_ERROR;
-		break;
-	case RTA_TABLE:
-	case RTA_OIF:
-	case RTA_PRIORITY:
-		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
-			return MNL_CB_ERROR;
-		break;
-	case RTA_MULTIPATH:
-		break;
-	default:
-		return MNL_CB_OK;
-	}
-	tb[type] = attr;
-	return MNL_CB_OK;
-}
-
 static int read_routes_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct netcfg_state *state = data;
@@ -710,7 +699,7 @@ static int read_routes_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (nlh->nlmsg_type != RTM_NEWROUTE || rtm->rtm_family != AF_INET)
 		return MNL_CB_OK;
-	if (mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb) < 0)
+	if (parse_attrs(nlh, sizeof(*rtm), route_policy, RTA_MAX, tb) < 0)
 		return MNL_CB_ERROR;
 	route = grow((void **)&state->routes, &state->route_count, sizeof(*route));
 	if (!route) {
@@ -736,28 +725,8 @@ static void reset_routes(void *data)
 	((struct netcfg_state *)data)->route_count = 0;
 }
 
-/* Selectors that make a rule more than "from <src>". Linux fib_nl_fill_rule puts each only
- * when it is set, except the two suppressors, always sent with (u32)-1 for "unset". */
-static bool selector_type(int type)
-{
-	switch (type) {
-	case FRA_IIFNAME:
-	case FRA_OIFNAME:
-	case FRA_FWMARK:
-	case FRA_TUN_ID:
-	case FRA_SUPPRESS_IFGROUP:
-	case FRA_SUPPRESS_PREFIXLEN:
-	case FRA_L3MDEV:
-	case FRA_UID_RANGE:
-	case FRA_IP_PROTO:
-	case FRA_SPORT_RANGE:
-	case FRA_DPORT_RANGE:
-		return true;
-	default:
-		return false;
-	}
-}
-
+/* Whether a selector kept by rule_policy is set: Linux fib_nl_fill_rule puts each only when
+ * it is, except the two suppressors, always sent, with (u32)-1 for "unset". */
 static bool selector_set(const struct nlattr *attr)
 {
 	switch (mnl_attr_get_type(attr)) {
@@ -771,34 +740,6 @@ static bool selector_set(const struct nlattr *attr)
 	}
 }
 
-static int rule_attr_cb(const struct nlattr *attr, void *data)
-{
-	const struct nlattr **tb = data;
-	int type = mnl_attr_get_type(attr);
-
-	if (mnl_attr_type_valid(attr, FRA_MAX) < 0)
-		return MNL_CB_OK;
-	switch (type) {
-	case FRA_SRC:
-		if (mnl_attr_validate2(attr, MNL_TYPE_BINARY, sizeof(struct in_addr)) < 0)
-			return MNL_CB_ERROR;
-		break;
-	case FRA_PRIORITY:
-	case FRA_TABLE:
-	case FRA_FWMARK:
-	case FRA_SUPPRESS_IFGROUP:
-	case FRA_SUPPRESS_PREFIXLEN:
-		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
-			return MNL_CB_ERROR;
-		break;
-	default:
-		if (!selector_type(type))
-			return MNL_CB_OK;
-	}
-	tb[type] = attr;
-	return MNL_CB_OK;
-}
-
 static int read_rules_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct netcfg_state *state = data;
@@ -808,7 +749,7 @@ static int read_rules_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (nlh->nlmsg_type != RTM_NEWRULE || frh->family != AF_INET)
 		return MNL_CB_OK;
-	if (mnl_attr_parse(nlh, sizeof(*frh), rule_attr_cb, tb) < 0)
+	if (parse_attrs(nlh, sizeof(*frh), rule_policy, FRA_MAX, tb) < 0)
 		return MNL_CB_ERROR;
 	rule = grow((void **)&state->rules, &state->rule_count, sizeof(*rule));
 	if (!rule) {
@@ -823,8 +764,10 @@ static int read_rules_cb(const struct nlmsghdr *nlh, void *data)
 	rule->dst_len = frh->dst_len;
 	rule->invert = frh->flags & FIB_RULE_INVERT;
 	rule->other_selectors = frh->tos != 0;
-	for (int type = 0; type <= FRA_MAX; type++)
-		rule->other_selectors |= tb[type] && selector_type(type) && selector_set(tb[type]);
+	for (int type = 0; type <= FRA_MAX; type++) {
+		if (tb[type] && type != FRA_SRC && type != FRA_PRIORITY && type != FRA_TABLE)
+			rule->other_selectors |= selector_set(tb[type]);
+	}
 	return MNL_CB_OK;
 }
 

@@ -7,6 +7,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from conftest import ENI_IP, ENI_MAC, ROUTER, run
 
 TABLE = 10001
@@ -113,14 +115,21 @@ def test_interface_that_never_appears_ends_in_the_deadline_error_75(world):
     assert world.primary() == primary
 
 
-def test_another_rule_at_our_priority_is_reported_and_nothing_changes(world):
+@pytest.mark.parametrize("selector, shown", [
+    (["from", "10.77.1.9"], "priority 10001: from 10.77.1.9 lookup 10001"),
+    (["from", ENI_IP, "iif", "eth0"],
+     "priority 10001: from 10.77.1.5 (with other selectors) lookup 10001"),
+    (["from", ENI_IP, "fwmark", "7"],
+     "priority 10001: from 10.77.1.5 (with other selectors) lookup 10001"),
+    (["not", "from", ENI_IP], "priority 10001: not from 10.77.1.5 lookup 10001"),
+])
+def test_another_rule_at_our_priority_is_reported_and_nothing_changes(world, selector, shown):
     world.plug_eni()
-    world.ip(world.inst, "rule", "add", "from", "10.77.1.9", "lookup", str(TABLE),
-             "priority", str(TABLE))
+    world.ip(world.inst, "rule", "add", *selector, "lookup", str(TABLE), "priority", str(TABLE))
     before = world.snapshot()
     code, result, err = world.configure()
     assert code == 78
-    assert "another rule holds priority 10001: priority 10001: from 10.77.1.9 lookup 10001" \
+    assert f"another rule holds priority 10001: {shown}; remove it or set rule_priority" \
         in result["error"]
     assert result["changes"] == []
     assert world.snapshot() == before

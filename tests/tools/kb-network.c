@@ -45,17 +45,38 @@ static int parse(int argc, char *argv[], struct args *a)
 	a->deadline_ms = 10000;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		switch (opt) {
-		case 'm': a->target.mac = optarg; break;
-		case 'i': a->target.ip = optarg; break;
-		case 'c': a->target.subnet_cidr = optarg; break;
-		case 'p': a->target.primary_mac = optarg; break;
-		case 't': a->table = strtol(optarg, NULL, 10); break;
-		case 'r': a->priority = strtol(optarg, NULL, 10); break;
-		case 'd': a->deadline_ms = strtol(optarg, NULL, 10); break;
-		case 'P': a->plan = true; break;
-		case 'R': a->prerequisite = true; break;
-		case 'S': a->status = true; break;
-		default: return -1;
+		case 'm':
+			a->target.mac = optarg;
+			break;
+		case 'i':
+			a->target.ip = optarg;
+			break;
+		case 'c':
+			a->target.subnet_cidr = optarg;
+			break;
+		case 'p':
+			a->target.primary_mac = optarg;
+			break;
+		case 't':
+			a->table = strtol(optarg, NULL, 10);
+			break;
+		case 'r':
+			a->priority = strtol(optarg, NULL, 10);
+			break;
+		case 'd':
+			a->deadline_ms = strtol(optarg, NULL, 10);
+			break;
+		case 'P':
+			a->plan = true;
+			break;
+		case 'R':
+			a->prerequisite = true;
+			break;
+		case 'S':
+			a->status = true;
+			break;
+		default:
+			return -1;
 		}
 	}
 	return a->status || (a->target.mac && a->target.ip) ? 0 : -1;
@@ -88,7 +109,7 @@ int main(int argc, char *argv[])
 
 	log_init(LOG_LEVEL_DEBUG);
 	if (!cfg || parse(argc, argv, &a) < 0) {
-		fprintf(stderr, "usage: kb-network --mac MAC --ip IP [--cidr CIDR] ... | --status\n");
+		fputs("usage: kb-network --mac MAC --ip IP [--cidr CIDR] ... | --status\n", stderr);
 		config_free(cfg);
 		return 64;
 	}
