@@ -218,25 +218,20 @@ def test_our_own_attach_is_trusted_while_describe_is_stale(make_world):
     assert world.eni(FREE_ENI)["attachment"]["instance_id"] == ME
 
 
-def test_an_eni_attached_to_a_running_instance_is_refused_with_exit_13(make_world):
+@pytest.mark.parametrize("eni, error", [
+    (HELD_ENI, f"{HELD_ENI} is attached to {RUNNING}, which is running: an ENI is never taken "
+               "from a running instance"),
+    (FAR_ENI, f"{FAR_ENI} is in us-east-1b, this instance in us-east-1a: an ENI attaches only "
+              "within its availability zone"),
+], ids=["attached-to-a-running-instance", "in-another-az"])
+def test_an_eni_held_by_a_running_instance_or_in_another_az_is_refused_with_exit_13(
+        make_world, eni, error):
     world = make_world()
-    code, stages, _ = world.kb_eni(HELD_ENI)
+    code, stages, _ = world.kb_eni(eni)
     assert code == 13
-    assert stages["eni"]["error"] == (
-        f"{HELD_ENI} is attached to {RUNNING}, which is running: an ENI is never taken "
-        "from a running instance")
+    assert stages["eni"]["error"] == error
     assert world.calls("AttachNetworkInterface") == []
     assert world.calls("DetachNetworkInterface") == []
-
-
-def test_an_eni_in_another_az_is_refused_with_exit_13(make_world):
-    world = make_world()
-    code, stages, _ = world.kb_eni(FAR_ENI)
-    assert code == 13
-    assert stages["eni"]["error"] == (
-        f"{FAR_ENI} is in us-east-1b, this instance in us-east-1a: an ENI attaches only "
-        "within its availability zone")
-    assert world.calls("AttachNetworkInterface") == []
 
 
 def test_an_owner_shutting_down_is_waited_for_then_the_eni_attached(make_world):
