@@ -54,8 +54,8 @@ static bool cfn_stack_valid(const char *stack)
 {
 	static const char *const arn_prefixes[] = {"arn:aws:", "arn:aws-us-gov:", "arn:aws-cn:"};
 
-	if (is_alpha(stack[0]))
-		return strlen(stack) <= CFN_STACK_NAME_MAX && only(stack + 1, "-");
+	if (is_alpha(stack[0]) && strlen(stack) <= CFN_STACK_NAME_MAX && only(stack + 1, "-"))
+		return true;
 	for (size_t i = 0; i < sizeof(arn_prefixes) / sizeof(arn_prefixes[0]); i++) {
 		size_t n = strlen(arn_prefixes[i]);
 
@@ -325,6 +325,9 @@ int cfn_signal_exec(const char *path, const char *stack, const char *logical_id,
 	}
 	if (pid == 0)
 		cfn_child(path, argv, out_pipe[1], status_pipe[1]);
+	/* Also from this side, so a kill at the deadline cannot race the child's own setpgid
+	 * (EACCES once it has exec'd, when its own call has long been made). */
+	setpgid(pid, pid);
 	close(out_pipe[1]);
 	close(status_pipe[1]);
 	out_pipe[1] = status_pipe[1] = -1;

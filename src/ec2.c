@@ -24,16 +24,6 @@
 /* Values per filter in one DescribeInstances call; EC2 caps the values of a request. */
 #define INSTANCE_IDS_PER_CALL 100
 
-void ec2_tags_free(struct ec2_tag *tags, size_t count)
-{
-	for (size_t i = 0; i < count; i++) {
-		free(tags[i].key);
-		free(tags[i].value);
-	}
-	free(tags);
-}
-
-
 static void tag_clear(void *obj)
 {
 	struct ec2_tag *tag = obj;
@@ -86,36 +76,6 @@ static void instance_clear(void *obj)
 	free(inst->launch_time);
 	ec2_tags_free(inst->tags, inst->tag_count);
 	memset(inst, 0, sizeof(*inst));
-}
-
-void ec2_eni_list_free(struct ec2_eni_list *list)
-{
-	if (!list)
-		return;
-	for (size_t i = 0; i < list->count; i++)
-		eni_clear(&list->items[i]);
-	free(list->items);
-	free(list);
-}
-
-void ec2_volume_list_free(struct ec2_volume_list *list)
-{
-	if (!list)
-		return;
-	for (size_t i = 0; i < list->count; i++)
-		volume_clear(&list->items[i]);
-	free(list->items);
-	free(list);
-}
-
-void ec2_instance_list_free(struct ec2_instance_list *list)
-{
-	if (!list)
-		return;
-	for (size_t i = 0; i < list->count; i++)
-		instance_clear(&list->items[i]);
-	free(list->items);
-	free(list);
 }
 
 const char *ec2_tag_value(const struct ec2_tag *tags, size_t count, const char *key)
@@ -371,6 +331,39 @@ static int parse_instance(const xmlNode *item, const void *ctx, void *obj,
 
 static const struct item_kind instance_kind = {sizeof(struct ec2_instance), parse_instance,
 					       instance_clear};
+
+static void items_free(void *items, size_t count, const struct item_kind *kind)
+{
+	for (size_t i = 0; i < count; i++)
+		kind->clear((char *)items + i * kind->size);
+	free(items);
+}
+
+void ec2_tags_free(struct ec2_tag *tags, size_t count)
+{
+	items_free(tags, count, &tag_kind);
+}
+
+void ec2_eni_list_free(struct ec2_eni_list *list)
+{
+	if (list)
+		items_free(list->items, list->count, &eni_kind);
+	free(list);
+}
+
+void ec2_volume_list_free(struct ec2_volume_list *list)
+{
+	if (list)
+		items_free(list->items, list->count, &volume_kind);
+	free(list);
+}
+
+void ec2_instance_list_free(struct ec2_instance_list *list)
+{
+	if (list)
+		items_free(list->items, list->count, &instance_kind);
+	free(list);
+}
 
 /* Opens one response page: checks the root element, finds the set (NULL when absent: EC2 may
  * omit an empty set) and takes nextToken, absent or empty meaning the last page. */

@@ -276,19 +276,29 @@ void properties_free(struct properties *props)
 	free(props);
 }
 
-struct properties *properties_parse_new(const char *text, size_t len)
+struct properties *properties_parse_new(const char *text, size_t len, struct kb_error *err)
 {
-	struct properties *props = calloc(1, sizeof(*props));
+	const char *nul = memchr(text, '\0', len);
+	struct properties *props;
 	size_t pos = 0;
 
-	if (!props)
+	if (nul) {
+		kb_errorf(err, KB_ECONFIG, "a NUL byte at offset %zu: not a properties file",
+			  (size_t)(nul - text));
 		return NULL;
+	}
+	props = calloc(1, sizeof(*props));
+	if (!props) {
+		kb_errorf(err, ENOMEM, "out of memory");
+		return NULL;
+	}
 	while (pos < len) {
 		struct entry e = {0};
 
 		if (parse_entry(text, len, &pos, &e) < 0 || add_entry(props, &e) < 0) {
 			entry_clear(&e);
 			properties_free(props);
+			kb_errorf(err, ENOMEM, "out of memory");
 			return NULL;
 		}
 	}
@@ -390,6 +400,33 @@ char *properties_escape_value_new(const char *utf8)
 	return buf_take(&b);
 }
 
+/* Before a line is appended, the last one must end: with a terminator, and, when it is a key
+ * whose last natural line ends in a continuation backslash, with an empty line too, or Java
+ * would read the appended line as the rest of that value (its LineReader ends a continuation
+ * at an empty line). */
+static int terminate_last(struct entry *last)
+{
+	size_t n = strlen(last->raw), content = n;
+	const char *add;
+	char *fixed;
+
+	while (content && (last->raw[content - 1] == '\n' || last->raw[content - 1] == '\r'))
+		content--;
+	/* After a lone CR, "\n" would only turn it into one CRLF terminator. */
+	if (last->key && continues(last->raw, 0, content))
+		add = content == n || last->raw[n - 1] == '\r' ? "\n\n" : "\n";
+	else if (content == n && n)
+		add = "\n";
+	else
+		return 0;
+	fixed = realloc(last->raw, n + strlen(add) + 1);
+	if (!fixed)
+		return -ENOMEM;
+	memcpy(fixed + n, add, strlen(add) + 1);
+	last->raw = fixed;
+	return 0;
+}
+
 int properties_set(struct properties *props, const char *key, const char *value,
 		   struct kb_error *err)
 {
@@ -441,20 +478,11 @@ int properties_set(struct properties *props, const char *key, const char *value,
 		ret = 1;
 		goto out;
 	}
-	/* Appended after a file whose last line has no terminator: give it one first. */
 	if (props->count) {
-		struct entry *last = &props->entries[props->count - 1];
-		size_t n = strlen(last->raw);
-
-		if (n && last->raw[n - 1] != '\n' && last->raw[n - 1] != '\r') {
-			char *fixed = realloc(last->raw, n + 2);
-
-			if (!fixed) {
-				ret = kb_errorf(err, ENOMEM, "out of memory");
-				goto out;
-			}
-			memcpy(fixed + n, "\n", 2);
-			last->raw = fixed;
+		ret = terminate_last(&props->entries[props->count - 1]);
+		if (ret < 0) {
+			kb_errorf(err, -ret, "out of memory");
+			goto out;
 		}
 	}
 	if (add_entry(props, &line) < 0) {
@@ -621,10 +649,12 @@ static int read_base(const struct kb_config *cfg, struct properties **props,
 	}
 	if (ret < 0)
 		return ret;
-	*props = properties_parse_new(text ? text : "", len);
+	*props = properties_parse_new(text ? text : "", len, err);
 	free(text);
-	if (!*props)
-		return kb_errorf(err, ENOMEM, "parsing %s: out of memory", base);
+	if (!*props) {
+		kb_error_prefix(err, "%s", base);
+		return -KB_ECONFIG;
+	}
 	return 0;
 }
 
@@ -644,7 +674,7 @@ static int apply_managed(struct properties *props, const struct managed *m,
 static void record_changes(struct kb_run *run, const char *current, size_t current_len,
 			   const struct managed *m)
 {
-	struct properties *old = properties_parse_new(current ? current : "", current_len);
+	struct properties *old = properties_parse_new(current ? current : "", current_len, NULL);
 	bool any = false;
 
 	for (size_t i = 0; old && i < MANAGED_COUNT; i++) {

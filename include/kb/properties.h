@@ -15,7 +15,9 @@
 
 struct properties;
 
-struct properties *properties_parse_new(const char *text, size_t len);
+/* NULL with err filled when out of memory or when text holds a NUL byte (not a properties
+ * file anyone meant to write; rewriting it would lose what follows the NUL). */
+struct properties *properties_parse_new(const char *text, size_t len, struct kb_error *err);
 void properties_free(struct properties *props);
 
 /* The value Java would read for key (the last occurrence), unescaped; NULL when absent.

@@ -16,8 +16,9 @@
 
 #include "kb/error.h"
 
-/* A page of 1000 ENIs with tags is a few MB. */
-#define XML_MAX_DOCUMENT (16u << 20)
+/* A page of 1000 ENIs is a few MB; 1000 with 50 full-length tags each, some 20 MB. The same
+ * bound as http.c's for a body. */
+#define XML_MAX_DOCUMENT (32u << 20)
 
 /* -EBADMSG for a document that is not well-formed XML, -EFBIG above the limit, -EPROTO for a
  * DTD, -ENOMEM; the message says which and where. *doc is freed with xmlFreeDoc(). */

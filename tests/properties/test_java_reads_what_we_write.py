@@ -88,3 +88,12 @@ def test_comments_and_order_survive(written):
 
 def test_written_file_is_mode_0640(written):
     assert oct(os.stat(written).st_mode & 0o7777) == "0o640"
+
+
+@pytest.mark.parametrize("base", ["a=x\\\n", "a=x\\", "a=x\\\\\n", "a=x\\\n\n", "a=x\\\r"])
+def test_key_appended_after_a_dangling_continuation_stays_a_key(base, tmp_path):
+    (tmp_path / "base").write_bytes(base.encode())
+    subprocess.run([TOOL, tmp_path / "base", tmp_path / "out", "broker.id=7"], check=True)
+    view = java_view(tmp_path / "out")
+    assert view["broker.id"] == "7"
+    assert view["a"] == ("x\\" if base.startswith("a=x\\\\") else "x")

@@ -24,7 +24,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "%s\n", err.msg);
 		return 1;
 	}
-	props = properties_parse_new(text, len);
+	props = properties_parse_new(text, len, &err);
 	free(text);
 	for (int i = 3; props && i < argc; i++) {
 		char *eq = strchr(argv[i], '=');
@@ -37,7 +37,11 @@ int main(int argc, char *argv[])
 			return 1;
 		}
 	}
-	out = props ? properties_format_new(props, &len) : NULL;
+	if (!props) {
+		fprintf(stderr, "%s: %s\n", argv[1], err.msg);
+		return 1;
+	}
+	out = properties_format_new(props, &len);
 	ret = out ? file_write_atomic(argv[2], out, len, &opts, &err) : -1;
 	if (ret < 0)
 		fprintf(stderr, "%s\n", err.msg);

@@ -4,7 +4,8 @@
  * test can assert the exact form body aws_query sent and feed back pages, errors and
  * DryRunOperation as EC2 would. It knows nothing of SigV4 (tests/fakeaws checks signatures);
  * the environment points the AWS SDK variables at it (stub_env). One connection at a time,
- * kept alive as libcurl keeps it. Included by the tests that use it: static functions only. */
+ * kept alive as libcurl keeps it. Included by the tests that use it, after <cmocka.h>:
+ * static functions only. */
 #ifndef KB_TEST_HTTP_STUB_H
 #define KB_TEST_HTTP_STUB_H
 
@@ -20,6 +21,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "kb/aws.h"
+#include "kb/deadline.h"
 
 #define STUB_MAX_REQUESTS 256
 
@@ -126,8 +130,9 @@ static void stub_reply_to(struct stub *s, int fd, const char *body)
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d Stub\r\nContent-Type: text/xml;charset=UTF-8\r\n"
 		     "Content-Length: %zu\r\n\r\n", r->status, strlen(r->body));
-	if (write(fd, head, (size_t)n) != n ||
-	    write(fd, r->body, strlen(r->body)) != (ssize_t)strlen(r->body))
+	/* MSG_NOSIGNAL: a client that hung up must not kill the test with SIGPIPE. */
+	if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n ||
+	    send(fd, r->body, strlen(r->body), MSG_NOSIGNAL) != (ssize_t)strlen(r->body))
 		fprintf(stderr, "stub: write: %s\n", strerror(errno));
 }
 
@@ -227,6 +232,21 @@ static void stub_env(const struct stub *s)
 	unsetenv("HTTP_PROXY");
 	unsetenv("all_proxy");
 	unsetenv("ALL_PROXY");
+}
+
+/* Starts the stub with a script and returns an aws_ctx whose every endpoint is the stub. */
+static struct aws_ctx *stub_ctx(struct stub *s, const struct stub_reply *replies, size_t n)
+{
+	struct aws_ctx_options opts = {.region = "us-east-1"};
+	struct kb_error err = {{0}};
+	struct aws_ctx *ctx;
+
+	assert_int_equal(stub_start(s, replies, n), 0);
+	stub_env(s);
+	ctx = aws_ctx_new(&opts, deadline_after_ms(10000), &err);
+	if (!ctx)
+		fail_msg("aws_ctx_new: %s", err.msg);
+	return ctx;
 }
 
 #endif

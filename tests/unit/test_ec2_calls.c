@@ -18,20 +18,6 @@
 
 #define NS "xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\""
 
-static struct aws_ctx *stub_ctx(struct stub *s, const struct stub_reply *replies, size_t n)
-{
-	struct aws_ctx_options opts = {.region = "us-east-1"};
-	struct kb_error err = {{0}};
-	struct aws_ctx *ctx;
-
-	assert_int_equal(stub_start(s, replies, n), 0);
-	stub_env(s);
-	ctx = aws_ctx_new(&opts, deadline_after_ms(10000), &err);
-	if (!ctx)
-		fail_msg("aws_ctx_new: %s", err.msg);
-	return ctx;
-}
-
 /* An EC2 error document as AWS sends it (no namespace, RequestID). */
 static char *ec2_error(const char *code, const char *message)
 {

@@ -13,7 +13,7 @@
 
 static struct properties *parse(const char *text)
 {
-	struct properties *p = properties_parse_new(text, strlen(text));
+	struct properties *p = properties_parse_new(text, strlen(text), NULL);
 
 	assert_non_null(p);
 	return p;
@@ -138,6 +138,29 @@ static void absent_keys_are_appended_after_a_terminated_last_line(void **state)
 	properties_free(p);
 }
 
+static void appending_after_a_dangling_continuation_does_not_join_it(void **state)
+{
+	const char *files[] = {"a=x\\\n", "a=x\\", "a=x\\\\\n", "a=x\\\r"};
+	const char *expected_a[] = {"x", "x", "x\\", "x"};
+
+	(void)state;
+	for (size_t i = 0; i < 4; i++) {
+		struct properties *p = parse(files[i]);
+		struct properties *again;
+		struct kb_error err = {{0}};
+		char *text;
+
+		assert_int_equal(properties_set(p, "broker.id", "7", &err), 1);
+		text = properties_format_new(p, NULL);
+		again = parse(text);
+		check_value(again, "broker.id", "7");
+		check_value(again, "a", expected_a[i]);
+		properties_free(again);
+		properties_free(p);
+		free(text);
+	}
+}
+
 static void values_are_escaped_for_iso_8859_1_and_read_back_identically(void **state)
 {
 	const char *values[] = {
@@ -180,6 +203,15 @@ static void invalid_utf8_is_refused(void **state)
 	properties_free(p);
 }
 
+static void a_nul_byte_is_refused_not_truncated(void **state)
+{
+	struct kb_error err = {{0}};
+
+	(void)state;
+	assert_null(properties_parse_new("a=1\nb\0=2\n", 9, &err));
+	assert_string_equal(err.msg, "a NUL byte at offset 5: not a properties file");
+}
+
 static void templates_expand_every_placeholder(void **state)
 {
 	struct properties_vars vars = {"10.0.1.23", 3, "us-east-1a", "use1-az6"};
@@ -204,8 +236,10 @@ int main(void)
 		cmocka_unit_test(later_duplicates_are_removed_so_java_reads_the_value_set),
 		cmocka_unit_test(setting_the_same_value_changes_nothing),
 		cmocka_unit_test(absent_keys_are_appended_after_a_terminated_last_line),
+		cmocka_unit_test(appending_after_a_dangling_continuation_does_not_join_it),
 		cmocka_unit_test(values_are_escaped_for_iso_8859_1_and_read_back_identically),
 		cmocka_unit_test(invalid_utf8_is_refused),
+		cmocka_unit_test(a_nul_byte_is_refused_not_truncated),
 		cmocka_unit_test(templates_expand_every_placeholder),
 	};
 
