@@ -164,6 +164,7 @@ struct call {
 	struct netcfg *nc;
 	mnl_cb_t data_cb;
 	void *data;
+	bool refused; /* the kernel answered with an error: nothing more of it is queued */
 };
 
 static int call_data_cb(const struct nlmsghdr *nlh, void *arg)
@@ -207,6 +208,7 @@ static int read_error_cb(const struct nlmsghdr *nlh, void *arg)
 	}
 	free(call->nc->ext_ack);
 	call->nc->ext_ack = msg ? strdup(msg) : NULL;
+	call->refused = true;
 	errno = e->error < 0 ? -e->error : e->error;
 	return MNL_CB_ERROR;
 }
@@ -215,12 +217,14 @@ static int read_error_cb(const struct nlmsghdr *nlh, void *arg)
  * rtnl_dump_done). */
 static int read_done_cb(const struct nlmsghdr *nlh, void *arg)
 {
-	(void)arg;
+	struct call *call = arg;
+
 	if (mnl_nlmsg_get_payload_len(nlh) >= sizeof(int)) {
 		int error;
 
 		memcpy(&error, mnl_nlmsg_get_payload(nlh), sizeof(error));
 		if (error < 0) {
+			call->refused = true;
 			errno = -error;
 			return MNL_CB_ERROR;
 		}
@@ -234,8 +238,10 @@ static mnl_cb_t control_cbs[NLMSG_MIN_TYPE] = {
 };
 
 /* Sends one request and runs its replies through data_cb until the ack or NLMSG_DONE.
- * Returns 0 or -errno; *kernel_error tells a refusal by the kernel (the socket is still in
- * step) from a transport failure (it is not: the caller resets it). */
+ * Returns 0 or -errno; *kernel_error tells a refusal by the kernel, after which nothing of
+ * the request is queued, from any other failure (ESRCH: not from the kernel; EPROTO:
+ * another request's reply; EINTR: NLM_F_DUMP_INTR, libmnl src/callback.c; a callback's own
+ * error), after which the rest of a dump may still be: the caller resets the socket. */
 static int talk(struct netcfg *nc, struct nlmsghdr *nlh, mnl_cb_t data_cb, void *data,
 		bool *kernel_error)
 {
@@ -258,12 +264,8 @@ static int talk(struct netcfg *nc, struct nlmsghdr *nlh, mnl_cb_t data_cb, void 
 		ret = mnl_cb_run2(nc->buf, (size_t)n, seq, nc->portid, call_data_cb, &call,
 				  control_cbs, NLMSG_MIN_TYPE);
 		if (ret < 0) {
-			ret = errno ? -errno : -EIO;
-			/* ESRCH: not from the kernel; EPROTO: another request's reply; EINTR:
-			 * NLM_F_DUMP_INTR (libmnl src/callback.c). Anything else came from
-			 * NLMSG_ERROR or NLMSG_DONE, or from a callback's validation. */
-			*kernel_error = ret != -ESRCH && ret != -EPROTO && ret != -EINTR;
-			return ret;
+			*kernel_error = call.refused;
+			return errno ? -errno : -EIO;
 		}
 		if (ret == MNL_CB_STOP)
 			return 0;
