@@ -6,9 +6,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +20,7 @@
 #include "kb/private/aws.h"
 #include "kb/sigv4.h"
 #include "kb/strbuf.h"
+#include "kb/xml.h"
 
 /* config.c's aws_max_attempts default: a boot may meet a throttled account. */
 #define AWS_DEFAULT_MAX_ATTEMPTS 10
@@ -34,6 +32,9 @@
 /* botocore credentials.py: refresh 15 minutes before expiry if possible, 10 at the latest. */
 #define REFRESH_ADVISORY_MS (15 * 60 * 1000)
 #define REFRESH_MANDATORY_MS (10 * 60 * 1000)
+/* After a failed advisory refresh, calls go on with the old credentials for this long
+ * before IMDS is asked again, so a struggling IMDS does not cost every call its retries. */
+#define REFRESH_RETRY_MS (60 * 1000)
 #define FORM_CONTENT_TYPE "application/x-www-form-urlencoded; charset=utf-8"
 
 static const struct {
@@ -56,13 +57,6 @@ struct aws_params {
 	char *action;
 };
 
-struct aws_credentials {
-	char *access_key_id;
-	char *secret_access_key;
-	char *session_token;
-	int64_t expiration_wall_ms; /* 0: never (environment) */
-};
-
 struct aws_endpoint {
 	char *url;
 	bool configured;
@@ -74,10 +68,12 @@ struct aws_ctx {
 	struct imds_client *imds;
 	int max_attempts;
 	struct http_options http_opts;
+	char *ca_bundle; /* http_opts.ca_bundle points here */
 	struct aws_endpoint endpoints[AWS_SERVICE_COUNT];
 	struct http_client *clients[AWS_SERVICE_COUNT];
-	struct aws_credentials creds;
+	struct imds_credentials creds; /* expiration 0 for the environment's */
 	bool env_creds;
+	int64_t refresh_not_before; /* corrected wall ms, after a failed advisory refresh */
 	int64_t clock_offset_ms; /* AWS's clock minus ours */
 	struct aws_retry_quota quota;
 	unsigned calls[AWS_SERVICE_COUNT];
@@ -186,63 +182,60 @@ void aws_response_free(struct aws_response *resp)
 
 /* ---- error documents ---- */
 
-static xmlNode *find_element(xmlNode *node, const char *name)
+/* The <Error> element: EC2's <Response><Errors><Error> (AWS-PROTOCOL.md section 4), the Query
+ * protocol's <ErrorResponse><Error> (CloudFormation, Auto Scaling). */
+static xmlNode *error_element(xmlNode *root)
 {
-	for (; node; node = node->next) {
-		xmlNode *found;
+	xmlNode *errors;
 
-		if (node->type == XML_ELEMENT_NODE && strcmp((const char *)node->name, name) == 0)
-			return node;
-		found = find_element(node->children, name);
-		if (found)
-			return found;
-	}
-	return NULL;
-}
-
-/* Text of the first element called name among from, its siblings and their descendants. */
-static char *element_text(xmlNode *from, const char *name)
-{
-	xmlNode *node = find_element(from, name);
-	xmlChar *content;
-	char *copy;
-
-	if (!node)
+	if (strcmp((const char *)root->name, "ErrorResponse") == 0)
+		return xml_child(root, "Error");
+	if (strcmp((const char *)root->name, "Response") != 0)
 		return NULL;
-	content = xmlNodeGetContent(node);
-	copy = content ? strdup((const char *)content) : NULL;
-	xmlFree(content);
-	return copy;
+	errors = xml_child(root, "Errors");
+	return errors ? xml_child(errors, "Error") : NULL;
 }
 
 int aws_parse_error(const char *xml, size_t len, char **code, char **message,
 		    char **request_id)
 {
-	/* No network, no entity expansion, no DTD loading: the body is untrusted. */
-	xmlDoc *doc = len <= INT32_MAX
-			      ? xmlReadMemory(xml, (int)len, NULL, NULL,
-					      XML_PARSE_NONET | XML_PARSE_NOERROR |
-						      XML_PARSE_NOWARNING)
-			      : NULL;
-	/* AWS never sends a DOCTYPE; refusing it keeps entity tricks (XXE, XML bombs) out. */
-	xmlNode *root = doc && !doc->intSubset ? xmlDocGetRootElement(doc) : NULL;
-	xmlNode *error = root ? find_element(root, "Error") : NULL;
-	char *c = error ? element_text(error->children, "Code") : NULL;
-	int ret = c && *c ? 0 : -EINVAL;
+	struct kb_error why = {{0}};
+	char *c = NULL, *m = NULL, *rid = NULL;
+	xmlDoc *doc = NULL;
+	xmlNode *root, *error;
+	int ret;
 
+	/* xml_read refuses DTDs, entities and oversized documents: the body is untrusted. */
+	ret = xml_read(xml, len, &doc, &why);
+	root = ret == 0 ? xmlDocGetRootElement(doc) : NULL;
+	error = root ? error_element(root) : NULL;
+	if (error && (xml_child_text(error, "Code", &c, &why) < 0 || !c || !*c))
+		error = NULL;
+	/* EC2 spells it RequestID, CloudFormation and Auto Scaling RequestId. */
+	if (error && (xml_child_text(error, "Message", &m, &why) < 0 ||
+		      xml_child_text(root, "RequestID", &rid, &why) < 0 ||
+		      (!rid && xml_child_text(root, "RequestId", &rid, &why) < 0)))
+		error = NULL;
+	ret = error ? 0 : -EINVAL;
+	xmlFreeDoc(doc);
+	if (ret < 0) {
+		free(c);
+		free(m);
+		free(rid);
+		c = m = rid = NULL;
+	}
 	if (code)
-		*code = ret == 0 ? c : NULL;
-	if (ret < 0 || !code)
+		*code = c;
+	else
 		free(c);
 	if (message)
-		*message = ret == 0 ? element_text(error->children, "Message") : NULL;
-	if (request_id) {
-		/* EC2 spells it RequestID, CloudFormation and Auto Scaling RequestId. */
-		*request_id = ret == 0 ? element_text(root, "RequestID") : NULL;
-		if (ret == 0 && !*request_id)
-			*request_id = element_text(root, "RequestId");
-	}
-	xmlFreeDoc(doc);
+		*message = m;
+	else
+		free(m);
+	if (request_id)
+		*request_id = rid;
+	else
+		free(rid);
 	return ret;
 }
 
@@ -476,18 +469,6 @@ static struct http_client *endpoint_client(struct aws_ctx *ctx, enum aws_service
 
 /* ---- credentials ---- */
 
-static void creds_clear(struct aws_credentials *c)
-{
-	if (c->secret_access_key)
-		OPENSSL_cleanse(c->secret_access_key, strlen(c->secret_access_key));
-	if (c->session_token)
-		OPENSSL_cleanse(c->session_token, strlen(c->session_token));
-	free(c->access_key_id);
-	free(c->secret_access_key);
-	free(c->session_token);
-	memset(c, 0, sizeof(*c));
-}
-
 static int64_t corrected_wall_ms(const struct aws_ctx *ctx)
 {
 	return ctx->wall(ctx->wall_arg) + ctx->clock_offset_ms;
@@ -514,9 +495,9 @@ static int creds_from_env(struct aws_ctx *ctx, struct kb_error *err)
 				 "AWS_SECRET_ACCESS_KEY go together");
 	ctx->creds.access_key_id = strdup(akid);
 	ctx->creds.secret_access_key = strdup(secret);
-	ctx->creds.session_token = token ? strdup(token) : NULL;
+	ctx->creds.token = token ? strdup(token) : NULL;
 	if (!ctx->creds.access_key_id || !ctx->creds.secret_access_key ||
-	    (token && !ctx->creds.session_token))
+	    (token && !ctx->creds.token))
 		return kb_errorf(err, ENOMEM, "out of memory");
 	ctx->env_creds = true;
 	log_debug("aws: credentials from the environment (%s)", akid);
@@ -533,11 +514,8 @@ static int creds_fetch_imds(struct aws_ctx *ctx, int64_t deadline, struct kb_err
 	ret = imds_get_credentials(ctx->imds, deadline, &fresh, err);
 	if (ret < 0)
 		return ret;
-	creds_clear(&ctx->creds);
-	ctx->creds.access_key_id = fresh.access_key_id;
-	ctx->creds.secret_access_key = fresh.secret_access_key;
-	ctx->creds.session_token = fresh.token;
-	ctx->creds.expiration_wall_ms = fresh.expiration_wall_ms;
+	imds_credentials_clear(&ctx->creds);
+	ctx->creds = fresh;
 	/* botocore: credentials IMDS hands out already (nearly) expired are used as they are,
 	 * with the next refresh pushed 2..10 minutes out, so a struggling IMDS is not
 	 * hammered on every call. */
@@ -568,13 +546,16 @@ static int creds_ensure(struct aws_ctx *ctx, int64_t deadline, bool force, struc
 				 "AWS_SECRET_ACCESS_KEY, or attach an instance profile");
 	now = corrected_wall_ms(ctx);
 	expires = ctx->creds.expiration_wall_ms;
-	if (ctx->creds.access_key_id && !force && now < expires - REFRESH_ADVISORY_MS)
+	if (ctx->creds.access_key_id && !force &&
+	    (now < expires - REFRESH_ADVISORY_MS ||
+	     (now < ctx->refresh_not_before && now < expires - REFRESH_MANDATORY_MS)))
 		return 0;
 	ret = creds_fetch_imds(ctx, deadline, &why);
 	if (ret == 0)
 		return 0;
 	if (ctx->creds.access_key_id && !force && now < expires - REFRESH_MANDATORY_MS) {
 		log_warn("aws: keeping the current credentials: refresh failed: %s", why.msg);
+		ctx->refresh_not_before = now + REFRESH_RETRY_MS;
 		return 0;
 	}
 	kb_errorf(err, -ret, "%s", why.msg);
@@ -629,7 +610,12 @@ struct aws_ctx *aws_ctx_new(const struct aws_ctx_options *opts, int64_t deadline
 	ctx->random = default_random;
 	ctx->wall = default_wall;
 	aws_quota_init(&ctx->quota);
-	ctx->http_opts.ca_bundle = env_nonempty("AWS_CA_BUNDLE");
+	if (env_nonempty("AWS_CA_BUNDLE") &&
+	    !(ctx->ca_bundle = strdup(env_nonempty("AWS_CA_BUNDLE")))) {
+		kb_errorf(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	ctx->http_opts.ca_bundle = ctx->ca_bundle;
 	ctx->http_opts.connect_timeout_ms = opts->connect_timeout_ms > 0
 						    ? opts->connect_timeout_ms
 						    : AWS_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -665,7 +651,8 @@ void aws_ctx_free(struct aws_ctx *ctx)
 		http_client_free(ctx->clients[s]);
 		free(ctx->endpoints[s].url);
 	}
-	creds_clear(&ctx->creds);
+	imds_credentials_clear(&ctx->creds);
+	free(ctx->ca_bundle);
 	free(ctx->region);
 	free(ctx);
 }
@@ -729,20 +716,20 @@ static void attempt_clear(struct attempt *a)
 	memset(a, 0, sizeof(*a));
 }
 
-static int send_attempt(struct aws_ctx *ctx, enum aws_service service, struct http_client *http,
-			const char *body, int64_t deadline, struct attempt *a)
+/* Signs the call at AWS's time as we know it; the body is hashed as it will be sent. */
+static int sign_attempt(struct aws_ctx *ctx, enum aws_service service, struct http_client *http,
+			const char *body, struct attempt *a)
 {
-	const char *token = ctx->creds.session_token;
 	struct sigv4_credentials creds = {ctx->creds.access_key_id, ctx->creds.secret_access_key,
-					  token};
+					  ctx->creds.token};
 	struct sigv4_config cfg = {.region = ctx->region, .service = services[service].name,
 				   .time_s = corrected_wall_ms(ctx) / 1000, .creds = &creds};
-	struct sigv4_header signed_headers[] = {
+	struct sigv4_header headers[] = {
 		{"Host", http_client_host(http)},
 		{"Content-Type", FORM_CONTENT_TYPE},
 	};
 	struct sigv4_request req = {.method = "POST", .normalize_path = true,
-				    .headers = signed_headers, .header_count = 2,
+				    .headers = headers, .header_count = 2,
 				    .payload = body, .payload_len = strlen(body)};
 	char *path = NULL;
 	int ret;
@@ -752,22 +739,35 @@ static int send_attempt(struct aws_ctx *ctx, enum aws_service service, struct ht
 	req.path = path;
 	ret = sigv4_sign(&a->sig, &req, &cfg, &a->err);
 	free(path);
-	if (ret < 0)
-		return ret;
+	return ret;
+}
+
+static int send_attempt(struct aws_ctx *ctx, enum aws_service service, struct http_client *http,
+			const char *body, int64_t deadline, struct attempt *a)
+{
+	const char *token = ctx->creds.token;
 	struct http_header headers[] = {
 		{"Content-Type", FORM_CONTENT_TYPE},
-		{"X-Amz-Date", a->sig.amz_date},
-		{"Authorization", a->sig.authorization},
+		{"X-Amz-Date", NULL},
+		{"Authorization", NULL},
 		{"X-Amz-Security-Token", token},
 	};
-	struct http_request hr = {.method = "POST", .path = "/", .headers = headers,
-				  .header_count = token && *token ? 4 : 3, .body = body,
-				  .body_len = strlen(body)};
+	struct http_request req = {.method = "POST", .path = "/", .headers = headers,
+				   .header_count = token && *token ? 4 : 3, .body = body,
+				   .body_len = strlen(body)};
+	int ret = sign_attempt(ctx, service, http, body, a);
 
-	a->transport = http_send(http, &hr, deadline, &a->resp, &a->err);
-	if (a->transport == 0 && (a->resp.status < 200 || a->resp.status >= 300))
-		aws_parse_error(a->resp.body, a->resp.body_len, &a->code, &a->message,
-				&a->request_id);
+	if (ret < 0)
+		return ret;
+	headers[1].value = a->sig.amz_date;
+	headers[2].value = a->sig.authorization;
+	a->transport = http_send(http, &req, deadline, &a->resp, &a->err);
+	/* A body that is no error document (a proxy's HTML 503) leaves the code NULL: the
+	 * HTTP status alone then decides. */
+	if (a->transport == 0 && (a->resp.status < 200 || a->resp.status >= 300) &&
+	    aws_parse_error(a->resp.body, a->resp.body_len, &a->code, &a->message,
+			    &a->request_id) < 0)
+		log_debug("aws: HTTP %ld without an AWS error document", a->resp.status);
 	if (a->transport == 0 && !a->request_id && a->resp.request_id &&
 	    !(a->request_id = strdup(a->resp.request_id)))
 		return kb_errorf(&a->err, ENOMEM, "out of memory");
@@ -883,15 +883,60 @@ static const char *retry_refusal(struct aws_ctx *ctx, enum aws_retry_kind kind, 
 	return NULL;
 }
 
+/* One aws_query in progress. */
+struct call {
+	enum aws_service service;
+	const char *action;
+	int64_t deadline;
+	int attempt; /* counted against max_attempts; the skew and refresh retries are not */
+	bool skew_fixed, refreshed;
+	struct attempt a;
+};
+
+/* After a failed attempt: 0 to try again after *delay ms, else the call's result. */
+static int after_failure(struct aws_ctx *ctx, struct call *c, int64_t *delay,
+			 struct aws_response **out, struct kb_error *err)
+{
+	struct attempt *a = &c->a;
+	enum aws_retry_kind kind;
+	const char *refusal;
+	char note[96];
+
+	*delay = 0;
+	if (a->code && strcmp(a->code, "SignatureDoesNotMatch") == 0)
+		log_debug("aws: %s: SignatureDoesNotMatch; canonical request:\n%s\n"
+			  "string to sign:\n%s",
+			  c->action, a->sig.canonical_request, a->sig.string_to_sign);
+	if (retry_after_skew(ctx, a, &c->skew_fixed) ||
+	    retry_after_refresh(ctx, a, c->deadline, &c->refreshed)) {
+		log_attempt(ctx, c->service, c->action, c->attempt, a, "; signing again");
+		return 0;
+	}
+	kind = aws_retry_classify(a->resp.status, a->code, a->transport);
+	if (kind == AWS_RETRY_NONE) {
+		log_attempt(ctx, c->service, c->action, c->attempt, a, "");
+		return fail(c->action, a, NULL, out, err);
+	}
+	refusal = retry_refusal(ctx, kind, c->attempt, c->deadline, delay);
+	if (refusal) {
+		snprintf(note, sizeof(note), "gave up after %d attempts: %s", c->attempt, refusal);
+		log_attempt(ctx, c->service, c->action, c->attempt, a, "");
+		return fail(c->action, a, note, out, err);
+	}
+	snprintf(note, sizeof(note), "; retrying in %lld ms", (long long)*delay);
+	log_attempt(ctx, c->service, c->action, c->attempt, a, note);
+	c->attempt++;
+	return 0;
+}
+
 int aws_query(struct aws_ctx *ctx, enum aws_service service, const struct aws_params *params,
 	      int64_t deadline, struct aws_response **out, struct kb_error *err)
 {
-	const char *action = params->action;
-	struct attempt a = {0};
+	struct call c = {.service = service, .action = params->action, .deadline = deadline,
+			 .attempt = 1};
 	struct http_client *http;
-	bool skew_fixed = false, refreshed = false;
 	char *body = NULL;
-	int attempt = 1;
+	int64_t delay;
 	int ret;
 
 	*out = NULL;
@@ -901,58 +946,34 @@ int aws_query(struct aws_ctx *ctx, enum aws_service service, const struct aws_pa
 		return -KB_ECONFIG;
 	body = aws_params_encode(params);
 	if (!body)
-		return kb_errorf(err, ENOMEM, "%s: out of memory", action);
+		return kb_errorf(err, ENOMEM, "%s: out of memory", c.action);
 	for (;;) {
-		enum aws_retry_kind kind;
-		const char *refusal;
-		char note[96];
-		int64_t delay = 0;
-
 		ret = creds_ensure(ctx, deadline, false, err);
-		if (ret < 0)
-			break;
-		attempt_clear(&a);
-		ret = send_attempt(ctx, service, http, body, deadline, &a);
 		if (ret < 0) {
-			kb_errorf(err, -ret, "%s: %s", action, a.err.msg);
+			kb_error_prefix(err, "%s", c.action);
+			break;
+		}
+		attempt_clear(&c.a);
+		ret = send_attempt(ctx, service, http, body, deadline, &c.a);
+		if (ret < 0) {
+			kb_errorf(err, -ret, "%s: %s", c.action, c.a.err.msg);
 			break;
 		}
 		ctx->calls[service]++;
-		if (a.transport == 0 && a.resp.status >= 200 && a.resp.status < 300) {
-			log_attempt(ctx, service, action, attempt, &a, "");
+		if (c.a.transport == 0 && c.a.resp.status >= 200 && c.a.resp.status < 300) {
+			log_attempt(ctx, service, c.action, c.attempt, &c.a, "");
 			aws_quota_success(&ctx->quota);
-			ret = take_response(&a, out, err);
+			ret = take_response(&c.a, out, err);
 			break;
 		}
-		if (a.code && strcmp(a.code, "SignatureDoesNotMatch") == 0)
-			log_debug("aws: %s: SignatureDoesNotMatch; canonical request:\n%s\n"
-				  "string to sign:\n%s",
-				  action, a.sig.canonical_request, a.sig.string_to_sign);
-		if (retry_after_skew(ctx, &a, &skew_fixed) ||
-		    retry_after_refresh(ctx, &a, deadline, &refreshed)) {
-			log_attempt(ctx, service, action, attempt, &a, "; signing again");
-			continue;
-		}
-		kind = aws_retry_classify(a.resp.status, a.code, a.transport);
-		if (kind == AWS_RETRY_NONE) {
-			log_attempt(ctx, service, action, attempt, &a, "");
-			ret = fail(action, &a, NULL, out, err);
+		ret = after_failure(ctx, &c, &delay, out, err);
+		if (ret < 0)
 			break;
-		}
-		refusal = retry_refusal(ctx, kind, attempt, deadline, &delay);
-		if (refusal) {
-			snprintf(note, sizeof(note), "gave up after %d attempts: %s", attempt,
-				 refusal);
-			log_attempt(ctx, service, action, attempt, &a, "");
-			ret = fail(action, &a, note, out, err);
-			break;
-		}
-		snprintf(note, sizeof(note), "; retrying in %lld ms", (long long)delay);
-		log_attempt(ctx, service, action, attempt, &a, note);
-		deadline_sleep_ms(deadline, delay);
-		attempt++;
+		/* The wait ends before the deadline (retry_refusal checked); a next attempt
+		 * that finds it passed fails at once. */
+		(void)deadline_sleep_ms(deadline, delay);
 	}
-	attempt_clear(&a);
+	attempt_clear(&c.a);
 	free(body);
 	return ret;
 }

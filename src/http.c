@@ -16,6 +16,7 @@
 
 #include "kb/deadline.h"
 #include "kb/log.h"
+#include "kb/strbuf.h"
 #include "kb/version.h"
 
 /* Far above any answer we ask for (a DescribeNetworkInterfaces page is tens of kB), low
@@ -228,7 +229,7 @@ void http_response_clear(struct http_response *resp)
 
 struct transfer {
 	struct http_response *resp;
-	size_t cap;
+	struct strbuf body;
 	bool too_large;
 	bool out_of_memory;
 };
@@ -236,30 +237,17 @@ struct transfer {
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct transfer *t = userdata;
-	struct http_response *r = t->resp;
 	size_t n = size * nmemb;
 
-	if (r->body_len + n > HTTP_MAX_BODY) {
+	if (t->body.len + n > HTTP_MAX_BODY) {
 		t->too_large = true;
 		return 0;
 	}
-	if (r->body_len + n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap : 4096;
-		char *grown;
-
-		while (cap < r->body_len + n + 1)
-			cap *= 2;
-		grown = realloc(r->body, cap);
-		if (!grown) {
-			t->out_of_memory = true;
-			return 0;
-		}
-		r->body = grown;
-		t->cap = cap;
+	strbuf_put(&t->body, data, n);
+	if (t->body.failed) {
+		t->out_of_memory = true;
+		return 0;
 	}
-	memcpy(r->body + r->body_len, data, n);
-	r->body_len += n;
-	r->body[r->body_len] = '\0';
 	return n;
 }
 
@@ -347,35 +335,36 @@ bool http_error_is_transient(int ret)
 	       ret == -EHOSTUNREACH;
 }
 
+/* curl_slist_append returns NULL on failure and keeps the old list: free it then. */
+static struct curl_slist *append_or_free(struct curl_slist *list, const char *line)
+{
+	struct curl_slist *grown = line ? curl_slist_append(list, line) : NULL;
+
+	if (!grown)
+		curl_slist_free_all(list);
+	return grown;
+}
+
 static struct curl_slist *build_headers(const struct http_client *c,
 					const struct http_request *req)
 {
 	struct curl_slist *list = NULL;
-	/* Host is sent as signed; "Expect:" stops libcurl's 100-continue round trip, and an
+	char *line = NULL;
+
+	/* Host exactly as signed; "Expect:" stops libcurl's 100-continue round trip, and an
 	 * empty Content-Type stops it adding a form type to a PUT. */
-	char *host = NULL;
-
-	if (asprintf(&host, "Host: %s", c->host) < 0)
+	if (asprintf(&line, "Host: %s", c->host) < 0)
 		return NULL;
-	list = curl_slist_append(list, host);
-	free(host);
-	if (list)
-		list = curl_slist_append(list, "Expect:");
+	list = append_or_free(list, line);
+	free(line);
+	list = list ? append_or_free(list, "Expect:") : NULL;
 	if (list && strcmp(req->method, "POST") != 0)
-		list = curl_slist_append(list, "Content-Type:");
+		list = append_or_free(list, "Content-Type:");
 	for (size_t i = 0; list && i < req->header_count; i++) {
-		char *line = NULL;
-		struct curl_slist *grown;
-
-		if (asprintf(&line, "%s: %s", req->headers[i].name, req->headers[i].value) < 0) {
-			curl_slist_free_all(list);
-			return NULL;
-		}
-		grown = curl_slist_append(list, line);
+		if (asprintf(&line, "%s: %s", req->headers[i].name, req->headers[i].value) < 0)
+			line = NULL;
+		list = append_or_free(list, line);
 		free(line);
-		if (!grown)
-			curl_slist_free_all(list);
-		list = grown;
 	}
 	return list;
 }
@@ -462,12 +451,12 @@ int http_send(struct http_client *client, const struct http_request *req, int64_
 					      : curl_easy_strerror(rc));
 		goto out;
 	}
-	curl_easy_getinfo(client->easy, CURLINFO_RESPONSE_CODE, &resp->status);
-	if (!resp->body) {
-		resp->body = strdup("");
-		if (!resp->body)
-			ret = kb_errorf(err, ENOMEM, "out of memory");
-	}
+	resp->body_len = t.body.len;
+	resp->body = strbuf_take(&t.body);
+	if (curl_easy_getinfo(client->easy, CURLINFO_RESPONSE_CODE, &resp->status) != CURLE_OK)
+		ret = kb_errorf(err, EIO, "%s %s: no HTTP status", req->method, url);
+	else if (!resp->body)
+		ret = kb_errorf(err, ENOMEM, "out of memory");
 out:
 	if (ret < 0) {
 		int64_t duration = resp->duration_ms;
@@ -475,8 +464,10 @@ out:
 		http_response_clear(resp);
 		resp->duration_ms = duration;
 	}
-	/* The handle keeps a pointer to the list until the next request sets another one. */
-	curl_easy_setopt(client->easy, CURLOPT_HTTPHEADER, NULL);
+	strbuf_release(&t.body);
+	/* The handle keeps a pointer to the list: drop it before the list goes. Clearing an
+	 * option cannot fail. */
+	(void)curl_easy_setopt(client->easy, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(headers);
 	free(url);
 	return ret;

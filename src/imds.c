@@ -143,6 +143,9 @@ static int send_retrying(struct imds_client *c, const struct http_request *req, 
 
 		ret = http_send(c->http, req, deadline, resp, &why);
 		c->calls++;
+		if (ret == 0)
+			log_debug("imds: %s %s attempt %d: HTTP %ld, %lld ms", req->method, req->path,
+				  attempt, resp->status, (long long)resp->duration_ms);
 		if (ret == 0 && !status_transient(resp->status))
 			return 0;
 		if (ret < 0 && !http_error_is_transient(ret))

@@ -349,11 +349,12 @@ static int32_t next_code_point(const unsigned char **p)
 	return (int32_t)cp;
 }
 
+/* unit is a UTF-16 code unit (<= 0xFFFF), so the escape is always 6 characters. */
 static void put_u_escape(struct buf *b, uint32_t unit)
 {
-	char esc[8];
+	char esc[16];
 
-	snprintf(esc, sizeof(esc), "\\u%04X", unit);
+	snprintf(esc, sizeof(esc), "\\u%04X", unit & 0xffff);
 	buf_put(b, esc, 6);
 }
 

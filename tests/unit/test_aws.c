@@ -210,6 +210,14 @@ static int clean_env(void **state)
 	return 0;
 }
 
+static int env_with_keys(void **state)
+{
+	clean_env(state);
+	setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret-test-key", 1);
+	return 0;
+}
+
 static void expect_endpoint(enum aws_service s, const char *region, const char *url,
 			    bool configured)
 {
@@ -265,8 +273,6 @@ static void region_is_explicit_then_aws_region_then_default_region(void **state)
 	struct aws_ctx *ctx;
 
 	(void)state;
-	setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
-	setenv("AWS_SECRET_ACCESS_KEY", "secret-test-key", 1);
 	ctx = new_ctx(NULL, &err);
 	assert_null(ctx);
 	assert_non_null(strstr(err.msg, "no AWS region"));
@@ -316,8 +322,6 @@ static void max_attempts_from_environment_is_validated(void **state)
 	struct aws_ctx *ctx;
 
 	(void)state;
-	setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
-	setenv("AWS_SECRET_ACCESS_KEY", "secret-test-key", 1);
 	setenv("AWS_MAX_ATTEMPTS", "0", 1);
 	assert_null(new_ctx("us-east-1", &err));
 	assert_non_null(strstr(err.msg, "AWS_MAX_ATTEMPTS"));
@@ -359,10 +363,10 @@ int main(void)
 		cmocka_unit_test(clock_skew_needs_more_than_four_minutes),
 		cmocka_unit_test_setup(endpoints_follow_the_sdk_precedence, clean_env),
 		cmocka_unit_test_setup(region_is_explicit_then_aws_region_then_default_region,
-				       clean_env),
+				       env_with_keys),
 		cmocka_unit_test_setup(credentials_come_in_pairs_and_their_secrets_are_registered,
 				       clean_env),
-		cmocka_unit_test_setup(max_attempts_from_environment_is_validated, clean_env),
+		cmocka_unit_test_setup(max_attempts_from_environment_is_validated, env_with_keys),
 		cmocka_unit_test(params_keep_insertion_order),
 	};
 
