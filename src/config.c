@@ -108,6 +108,8 @@ static const struct config_key keys[] = {
 	KEY_ENUM(log_level, level_names, "info", "error, warn, info or debug"),
 	KEY_STR(sysfs_root, "/sys", "sysfs root (tests point it at a tree they build)"),
 	KEY_STR(dev_root, "/dev", "/dev root (tests point it at a tree they build)"),
+	KEY_STR(run_root, "/run", "runtime root: systemd-networkd state and drop-ins, udev "
+				  "database (tests point it at a tree they build)"),
 	KEY_STR(console, "/dev/console", "where failure reasons are written; empty = nowhere"),
 };
 
@@ -116,7 +118,7 @@ static const struct config_key keys[] = {
 /* Keys whose non-empty value must be an absolute path. */
 static const char *const path_keys[] = {
 	"mount_point", "log_dir", "properties_path", "properties_template", "cfn_signal_path",
-	"status_file", "sysfs_root", "dev_root", "console", "volume_device",
+	"status_file", "sysfs_root", "dev_root", "run_root", "console", "volume_device",
 };
 
 _Static_assert(CONFIG_STAGE_COUNT == 8, "one deadline key per stage");
