@@ -180,7 +180,8 @@ class Gate:
 
     def __init__(self):
         self.read_fd, self._write_fd = os.pipe()
-        self.opened_at = None
+        self.opened_at = None       # time.monotonic()
+        self.opened_at_wall = None  # time.time()
         self._agents = []
 
     def add(self, agent):
@@ -190,6 +191,7 @@ class Gate:
         if self._write_fd is not None:
             os.close(self._write_fd)
             self._write_fd = None
+            self.opened_at_wall = time.time()
             self.opened_at = time.monotonic()
             for a in self._agents:
                 a.released(self.opened_at)
@@ -220,8 +222,9 @@ def _become_subreaper():
 class Agent:
     """One kafka-bootstrap process inside an instance."""
 
-    def __init__(self, instance, args, gate=None, env=None, kill_after_requests=None,
-                 kill_after_s=None, kill_when=None, kill_signal=signal.SIGKILL):
+    def __init__(self, instance, args, gate=None, env=None, binary=None,
+                 kill_after_requests=None, kill_after_s=None, kill_when=None,
+                 kill_signal=signal.SIGKILL):
         self.instance = instance
         self.args = [str(a) for a in args]
         self.kill_after_requests = kill_after_requests
@@ -240,7 +243,8 @@ class Agent:
         seq = next(instance._runs)
         stem = os.path.join(instance.log_dir, f"{seq:03d}-{self.args[0] if self.args else 'x'}")
         self.stdout_path, self.stderr_path = stem + ".out", stem + ".err"
-        cmd = ["nsenter", f"--net={netns_path(instance.netns)}", world.binary] + self.args
+        cmd = ["nsenter", f"--net={netns_path(instance.netns)}",
+               binary or world.binary] + self.args
         with open(self.stdout_path, "wb"), open(self.stderr_path, "wb") as err:
             # With a gate, the shell's stdin is the gate: `read` returns at EOF, when the
             # harness closes the pipe's write end.
@@ -337,7 +341,7 @@ class Instance:
         self.id = info["id"]
         self.az = info["az"]
         self.az_id = info["az_id"]
-        self.subnet_id = info["subnet_id"]
+        self.subnet_id = subnet["id"]
         self.cidr = subnet["cidr"]
         self.prefixlen = ipaddress.ip_network(self.cidr).prefixlen
         self.router = layout.router_ip(self.cidr)
@@ -456,23 +460,24 @@ class Instance:
 
     # ---- agents ----------------------------------------------------------------------------
 
-    def start(self, args=("run",), gate=None, env=None, config=True, **kill):
+    def start(self, args=("run",), gate=None, env=None, config=True, binary=None, **kill):
         """Starts `kafka-bootstrap ARGS` (with `--config <this instance's file>` after the
-        command unless config=False); returns the Agent. kill: kill_after_requests,
-        kill_after_s, kill_when(record) -> bool, kill_signal."""
+        command unless config=False; `binary` runs another program the same way); returns
+        the Agent. kill: kill_after_requests, kill_after_s, kill_when(record) -> bool,
+        kill_signal."""
         args = [str(a) for a in args]
         if config and args:
             args[1:1] = ["--config", self.config_path]
         if self.gone:
             raise RuntimeError(f"{self.id} is terminated")
-        agent = Agent(self, args, gate=gate, env=env, **kill)
+        agent = Agent(self, args, gate=gate, env=env, binary=binary, **kill)
         with self.world._lock:
             self.agents.append(agent)
         return agent
 
-    def run(self, args=("run",), timeout=120, env=None, config=True, **kill):
+    def run(self, args=("run",), timeout=120, env=None, config=True, binary=None, **kill):
         """Runs kafka-bootstrap to the end; returns its Result."""
-        return self.start(args, env=env, config=config, **kill).wait(timeout)
+        return self.start(args, env=env, config=config, binary=binary, **kill).wait(timeout)
 
     def kill_agents(self, reason="instance killed"):
         for a in list(self.agents):
@@ -578,15 +583,15 @@ class Instance:
         netns_del(self.netns)
 
 
-class _InVpc:
-    """The fake, with every method run on the vpc namespace's thread."""
+class _OnThread:
+    """An object whose methods all run on one NetnsThread (the fake, botocore clients)."""
 
-    def __init__(self, fake, vpc_thread):
-        self._fake = fake
-        self._thread = vpc_thread
+    def __init__(self, obj, thread):
+        self._obj = obj
+        self._thread = thread
 
     def __getattr__(self, name):
-        attr = getattr(self._fake, name)
+        attr = getattr(self._obj, name)
         if not callable(attr):
             return attr
         return lambda *a, **kw: self._thread.call(attr, *a, **kw)
@@ -660,6 +665,7 @@ class World:
         self._started = False
         self._closed = False
         self._signals = {}
+        self._clients = {}
         self.timings = {}
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -754,7 +760,7 @@ class World:
         listeners += [{"service": s, "host": self.services_ip, "port": PORTS[s]}
                       for s in ("ec2", "cloudformation", "autoscaling", "control")]
         self._vpc_thread.call(self._fake.start, listeners)
-        self.fake = _InVpc(self._fake, self._vpc_thread)
+        self.fake = _OnThread(self._fake, self._vpc_thread)
         self.endpoints = dict(self._fake.endpoints)
         if self.faults:
             self.fake.set_faults(**self.faults)
@@ -775,6 +781,8 @@ class World:
 
         for inst in self.instances:
             attempt(inst.kill_agents, "world closed")
+        for client in self._clients.values():
+            attempt(self._vpc_thread.call, client.close)
         if self._fake is not None:
             attempt(self._fake.stop)
         if self._vpc_thread is not None:
@@ -860,7 +868,9 @@ class World:
     # ---- instances ---------------------------------------------------------------------------
 
     def _add_instance(self, info, state=None):
-        inst = Instance(self, len(self.instances), info, self.subnets[info["subnet_id"]])
+        # The fake's state names an instance's subnet "subnet" (earlier drafts: "subnet_id").
+        subnet = self.subnets[info.get("subnet") or info["subnet_id"]]
+        inst = Instance(self, len(self.instances), info, subnet)
         with self._lock:
             self.instances.append(inst)
             self._by_id[inst.id] = inst
@@ -983,6 +993,20 @@ class World:
                     if e["tags"].get("Name") == name), None)
         vol = next((v for v in state["volumes"].values() if v["tags"].get("Name") == name), None)
         return eni, vol
+
+    def aws(self, service):
+        """botocore client of the fake's `service` ("ec2", "cloudformation", "autoscaling")
+        with the harness's static credentials (allowed everything), its calls run from the
+        vpc namespace: world.aws("ec2").attach_volume(VolumeId=..., ...)."""
+        if service not in self._clients:
+            import botocore.config
+            import botocore.session
+            self._clients[service] = botocore.session.get_session().create_client(
+                service, region_name=self.fixture["region"], endpoint_url=self.endpoints[service],
+                aws_access_key_id=layout.HARNESS_CREDENTIALS["access_key_id"],
+                aws_secret_access_key=layout.HARNESS_CREDENTIALS["secret_access_key"],
+                config=botocore.config.Config(retries={"max_attempts": 1}))
+        return _OnThread(self._clients[service], self._vpc_thread)
 
     def in_vpc(self, fn, *args, **kwargs):
         """Runs fn on the vpc namespace's thread (where the fake's addresses are local)."""

@@ -54,10 +54,6 @@ def ec2_client(world, creds):
         config=botocore.config.Config(retries={"max_attempts": 1}))
 
 
-HARNESS = {"AccessKeyId": layout.HARNESS_CREDENTIALS["access_key_id"],
-           "SecretAccessKey": layout.HARNESS_CREDENTIALS["secret_access_key"]}
-
-
 def test_imds_answers_every_instance_with_its_own_identity(world):
     seen = set()
     for inst in world.instances:
@@ -128,15 +124,11 @@ def test_an_eni_attached_through_ec2_appears_after_the_delay_and_goes_on_detach(
     assert any(l["ifname"] == port and l.get("master") == world.bridge
                for l in netns.links(world.vpc))
 
-    def describe():
-        ec2 = ec2_client(world, HARNESS)
-        return ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["id"]])[
-            "NetworkInterfaces"][0]["Attachment"]
-    att = world.in_vpc(describe)
+    att = world.aws("ec2").describe_network_interfaces(NetworkInterfaceIds=[eni["id"]])[
+        "NetworkInterfaces"][0]["Attachment"]
     assert (att["InstanceId"], att["Status"], att["DeviceIndex"]) == (inst.id, "attached", 1)
 
-    world.in_vpc(lambda: ec2_client(world, HARNESS).detach_network_interface(
-        AttachmentId=attachment))
+    world.aws("ec2").detach_network_interface(AttachmentId=attachment)
     world.wait_for(lambda: eni["id"] not in inst.enis, 5, "the ENI's veth to go")
     assert inst.link_by_mac(eni["mac"]) is None
     assert not any(l["ifname"] == port for l in netns.links(world.vpc))
