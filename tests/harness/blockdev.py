@@ -24,6 +24,7 @@ the loop device. Nothing is ever written to an image here.
 import os
 import shutil
 import subprocess
+import time
 
 STYLES = ("nitro", "sysfs", "by-id", "xen", "name")
 EBS_MODEL = "Amazon Elastic Block Store"
@@ -52,8 +53,16 @@ def loop_attach(image):
     return _run("losetup", "--find", "--show", image).strip()
 
 
-def loop_detach(device):
+def loop_detach(device, timeout=10.0):
+    """Detaches and waits until it is done: the kernel defers the detach while anything
+    (udev probing the device, a filesystem being released) still holds it open."""
     _run("losetup", "--detach", device)
+    backing = f"/sys/block/{os.path.basename(device)}/loop/backing_file"
+    deadline = time.monotonic() + timeout
+    while os.path.exists(backing):
+        if time.monotonic() > deadline:
+            raise BlockError(f"{device} still attached {timeout} s after losetup --detach")
+        time.sleep(0.02)
 
 
 def loops_backed_by(prefix):

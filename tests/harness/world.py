@@ -65,6 +65,7 @@ from .zookeeper import ZooKeeper, four_letter_word
 
 PORTS = {"imds": 80, "ec2": 8001, "cloudformation": 8002, "autoscaling": 8003, "control": 8004}
 ZOOKEEPER_PORT = 2181
+BRIDGE_MAC = "02:00:0a:00:00:01"
 NAME_RE = re.compile(r"^kbw(\d+)([a-z])")
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -206,11 +207,15 @@ class Gate:
 # The agent is started by a small shell that forks it and exits: ru_maxrss of a process
 # exec'd straight from Python starts at Python's own peak (exec records the old memory's
 # high-water mark, and a vfork child's old memory is Python's), while a child forked by sh
-# starts from sh's ~1 MB. The shell prints the agent's pid; the agent, orphaned, is
-# reparented to this process (a child subreaper), which reaps it with wait4 for its rusage.
-# `env --default-signal` undoes the SIGINT/SIGQUIT ignore sh applies to background jobs.
-_AGENT_SH = ('out=$1 err=$2 gate=$3; shift 3; [ "$gate" = 1 ] && read _; '
-             'env --default-signal "$@" </dev/null >"$out" 2>>"$err" & echo $!')
+# starts from sh's ~1 MB. The shell prints the forked child's pid and exits; the child,
+# orphaned, is reparented to this process (a child subreaper), which reaps it with wait4 for
+# its rusage. The child first waits on the gate (the shell's stdin, kept as fd 3): it cannot
+# run, let alone exit and be reaped by the shell, before the harness saw the shell exit and
+# opened the gate. `env --default-signal` undoes the SIGINT/SIGQUIT ignore sh applies to
+# background jobs.
+_AGENT_SH = ('out=$1 err=$2; shift 2; exec 3<&0; '
+             '( read _ <&3; exec 3<&-; exec env --default-signal "$@" </dev/null >"$out" '
+             '2>>"$err" ) & echo $!')
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -233,7 +238,6 @@ class Agent:
         self.kill_signal = kill_signal
         self.killed = None
         self.records = []
-        self.pid = None
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._timer = None
@@ -243,26 +247,32 @@ class Agent:
         seq = next(instance._runs)
         stem = os.path.join(instance.log_dir, f"{seq:03d}-{self.args[0] if self.args else 'x'}")
         self.stdout_path, self.stderr_path = stem + ".out", stem + ".err"
-        cmd = ["nsenter", f"--net={netns_path(instance.netns)}",
-               binary or world.binary] + self.args
+        program = binary or world.binary
+        if os.sep in program:
+            program = os.path.abspath(program)  # the agent runs in the instance's root
+        cmd = ["nsenter", f"--net={netns_path(instance.netns)}", program] + self.args
+        own_gate = gate is None
+        gate = gate or Gate()
         with open(self.stdout_path, "wb"), open(self.stderr_path, "wb") as err:
-            # With a gate, the shell's stdin is the gate: `read` returns at EOF, when the
-            # harness closes the pipe's write end.
-            self.shell = subprocess.Popen(
-                ["/bin/sh", "-c", _AGENT_SH, "kb-agent", self.stdout_path, self.stderr_path,
-                 "1" if gate else "0"] + cmd,
-                stdin=gate.read_fd if gate else subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=err, env=instance.agent_env(env), cwd=instance.root,
-                start_new_session=True)
-        # The shell leads a new process group; the agent and its children (mkfs) stay in it.
-        self.pgid = self.shell.pid
-        self._waiter = threading.Thread(target=self._reap, name=f"agent-{self.pgid}",
+            shell = subprocess.Popen(
+                ["/bin/sh", "-c", _AGENT_SH, "kb-agent", self.stdout_path, self.stderr_path]
+                + cmd, stdin=gate.read_fd, stdout=subprocess.PIPE, stderr=err,
+                env=instance.agent_env(env), cwd=instance.root, start_new_session=True)
+        with shell.stdout:
+            line = shell.stdout.readline()
+        shell.wait()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"agent shell failed (exit {shell.returncode}); see "
+                               f"{self.stderr_path}")
+        self.pid = int(line)
+        # The shell led a new process group; the agent and its children (mkfs) stay in it.
+        self.pgid = shell.pid
+        self._waiter = threading.Thread(target=self._reap, name=f"agent-{self.pid}",
                                         daemon=True)
         self._waiter.start()
-        if gate is None:
-            self.released(time.monotonic())
-        else:
-            gate.add(self)
+        gate.add(self)
+        if own_gate:
+            gate.close()
 
     def released(self, t0):
         self.t0 = t0
@@ -273,16 +283,11 @@ class Agent:
             self._timer.start()
 
     def _reap(self):
-        line = self.shell.stdout.readline()
-        self.shell.stdout.close()
-        self.shell.wait()
-        if line.strip().isdigit():
-            self.pid = int(line)
+        try:
             _, status, usage = os.wait4(self.pid, 0)
             self._wait = (time.monotonic(), os.waitstatus_to_exitcode(status), usage)
-        else:
-            # Killed before the agent started.
-            self._wait = (time.monotonic(), self.shell.returncode, None)
+        except ChildProcessError:  # reaped elsewhere: the exit status is lost
+            self._wait = (time.monotonic(), None, None)
         if self._timer:
             self._timer.cancel()
         self._done.set()
@@ -714,7 +719,10 @@ class World:
     def _build_vpc(self):
         netns_add(self.vpc)
         self._vpc_inode = netns_inode(self.vpc)
-        lines = [f"link add {self.bridge} type bridge",
+        # A bridge takes the lowest MAC of its ports unless given one: every hot-plugged ENI
+        # with a lower MAC would change the router's MAC under the instances' ARP caches, and
+        # their connections would stall until the entries expired.
+        lines = [f"link add {self.bridge} address {BRIDGE_MAC} type bridge",
                  f"addr add {self.services_ip}/24 dev {self.bridge}",
                  f"addr add {layout.IMDS_IP}/32 dev {self.bridge}"]
         for s in self.fixture["subnets"]:

@@ -215,6 +215,10 @@ def replace(world, broker_id, checks, timeout):
     print(f"  {new.id}: exit {r.exit_code}, broker {r.broker_id}, "
           f"eni {after['eni'] and after['eni']['id']}, address {after['ip']}, "
           f"mount {in_instance(new, after['mount'])} in {r.wall_s * 1000:.0f} ms")
+    stages = (r.status or {}).get("stages", [])
+    if stages:
+        print("  stages: " + ", ".join(f"{s['name']} {s.get('duration_ms', 0)}"
+                                       f"{OUTCOME.get(s.get('outcome'), '?')}" for s in stages))
     if r.exit_code != 0:
         print("  " + (r.stderr.strip().splitlines() or ["(no output)"])[-1])
     checks.check(r.broker_id == broker_id, f"the replacement is broker {broker_id}",

@@ -143,3 +143,20 @@ def test_an_eni_in_another_az_is_refused_and_nothing_is_plugged(world):
             NetworkInterfaceId=eni["id"], InstanceId=inst.id, DeviceIndex=1))
     time.sleep(ATTACH_DELAY_S + 0.2)
     assert inst.link_by_mac(eni["mac"]) is None
+
+
+def test_the_router_mac_stays_when_a_port_with_a_lower_mac_joins_the_bridge(world):
+    # A bridge otherwise takes its lowest port MAC: a hot-plugged ENI would move the
+    # router's MAC under the instances' ARP caches and stall their connections.
+    def bridge_mac():
+        return next(l["address"] for l in netns.links(world.vpc)
+                    if l["ifname"] == world.bridge)
+    before = bridge_mac()
+    port = world.prefix + "zz"
+    netns.ip_batch(world.vpc, [
+        f"link add {port} address 00:00:00:00:00:01 type veth peer name {port}p",
+        f"link set {port} master {world.bridge} up"])
+    try:
+        assert bridge_mac() == before
+    finally:
+        netns.link_del(world.vpc, port)
