@@ -30,9 +30,9 @@
 	{#field, CONFIG_ENUM, offsetof(struct kb_config, field), 0, 0, names, def, false, help_text}
 #define KEY_FLAGS(field, names, def, help_text) \
 	{#field, CONFIG_FLAGS, offsetof(struct kb_config, field), 0, 0, names, def, false, help_text}
-#define KEY_DEADLINE(name, idx, def) \
-	{name, CONFIG_INT, offsetof(struct kb_config, stage_deadline_s[idx]), 1, 86400, NULL, def, \
-	 false, "deadline of the " name " stage, seconds"}
+#define KEY_DEADLINE(stage, idx, def) \
+	{stage "_deadline_s", CONFIG_INT, offsetof(struct kb_config, stage_deadline_s[idx]), 1, \
+	 86400, NULL, def, false, "deadline of the " stage " stage, seconds"}
 
 static const char *const mode_names[] = {"zookeeper", NULL};
 static const char *const fs_names[] = {"xfs", "ext4", NULL};
@@ -90,14 +90,14 @@ static const struct config_key keys[] = {
 	KEY_STR(lifecycle_hook, "", "launch lifecycle hook completed by run (on_failure lifecycle)"),
 	KEY_STR(cfn_signal_path, "/opt/aws/bin/cfn-signal", "cfn-signal program (signal_mode)"),
 	KEY_INT(deadline_s, 1, 86400, "900", "deadline of the whole run, seconds"),
-	KEY_DEADLINE("identity_deadline_s", 0, "60"),
-	KEY_DEADLINE("discover_deadline_s", 1, "60"),
-	KEY_DEADLINE("claim_deadline_s", 2, "120"),
-	KEY_DEADLINE("eni_deadline_s", 3, "180"),
-	KEY_DEADLINE("volume_deadline_s", 4, "300"),
-	KEY_DEADLINE("network_deadline_s", 5, "120"),
-	KEY_DEADLINE("properties_deadline_s", 6, "10"),
-	KEY_DEADLINE("signal_deadline_s", 7, "60"),
+	KEY_DEADLINE("identity", 0, "60"),
+	KEY_DEADLINE("discover", 1, "60"),
+	KEY_DEADLINE("claim", 2, "120"),
+	KEY_DEADLINE("eni", 3, "180"),
+	KEY_DEADLINE("volume", 4, "300"),
+	KEY_DEADLINE("network", 5, "120"),
+	KEY_DEADLINE("properties", 6, "10"),
+	KEY_DEADLINE("signal", 7, "60"),
 	KEY_INT(register_deadline_s, 1, 86400, "600",
 		"how long `signal --wait-registered` waits for Kafka's registration"),
 	KEY_INT(aws_max_attempts, 1, 100, "10",
@@ -108,6 +108,8 @@ static const struct config_key keys[] = {
 	KEY_ENUM(log_level, level_names, "info", "error, warn, info or debug"),
 	KEY_STR(sysfs_root, "/sys", "sysfs root (tests point it at a tree they build)"),
 	KEY_STR(dev_root, "/dev", "/dev root (tests point it at a tree they build)"),
+	KEY_STR(run_root, "/run", "runtime root: systemd-networkd state and drop-ins, udev "
+				  "database (tests point it at a tree they build)"),
 	KEY_STR(console, "/dev/console", "where failure reasons are written; empty = nowhere"),
 };
 
@@ -116,7 +118,7 @@ static const struct config_key keys[] = {
 /* Keys whose non-empty value must be an absolute path. */
 static const char *const path_keys[] = {
 	"mount_point", "log_dir", "properties_path", "properties_template", "cfn_signal_path",
-	"status_file", "sysfs_root", "dev_root", "console", "volume_device",
+	"status_file", "sysfs_root", "dev_root", "run_root", "console", "volume_device",
 };
 
 _Static_assert(CONFIG_STAGE_COUNT == 8, "one deadline key per stage");

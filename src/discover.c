@@ -1,8 +1,235 @@
-/* discover.c: placeholder until its issue lands; every function reports "not implemented". */
+/* discover.c: the broker ids this instance may claim: those whose ENI (and volume, when
+ * volumes are managed) carry <tag_key>=<tag_prefix><id> in this instance's AZ and cluster.
+ *
+ * One DescribeNetworkInterfaces and one DescribeVolumes, filtered by EC2; the filters are
+ * checked again here, because an ENI in another AZ can never be attached and a tag like
+ * "KAFKA-07" or "KAFKA-7b" must not become id 7. Two resources tagged with one id is a broken
+ * account, reported, never resolved by picking one. Read only, in every mode. */
+#include "kb/discover.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kb/claim.h"
+#include "kb/ec2.h"
+#include "kb/log.h"
 #include "kb/stages.h"
+
+/* An ENI or a volume, as far as tags go. */
+struct tagged {
+	const char *kind; /* "ENI", "volume" */
+	const char *id;
+	const char *az;
+	const struct ec2_tag *tags;
+	size_t tag_count;
+	size_t index; /* in its list */
+	int broker_id;
+};
+
+static int by_broker_id(const void *a, const void *b)
+{
+	const struct tagged *x = a, *y = b;
+
+	return (x->broker_id > y->broker_id) - (x->broker_id < y->broker_id);
+}
+
+/* The broker id r is tagged with; false (with a warning) when r does not qualify. */
+static bool tagged_id(const struct kb_config *cfg, const char *az, struct tagged *r)
+{
+	const char *value = ec2_tag_value(r->tags, r->tag_count, cfg->tag_key);
+	size_t prefix = strlen(cfg->tag_prefix);
+	int ret;
+
+	if (!value || strncmp(value, cfg->tag_prefix, prefix) != 0)
+		return false;
+	if (!r->az || strcmp(r->az, az) != 0) {
+		log_warn("discover: ignoring %s %s: it is in %s, this instance in %s", r->kind,
+			 r->id, r->az ? r->az : "no AZ", az);
+		return false;
+	}
+	if (cfg->cluster[0]) {
+		const char *cluster = ec2_tag_value(r->tags, r->tag_count, cfg->cluster_tag_key);
+
+		if (!cluster || strcmp(cluster, cfg->cluster) != 0) {
+			log_warn("discover: ignoring %s %s: its tag %s is '%s', not cluster '%s'",
+				 r->kind, r->id, cfg->cluster_tag_key, cluster ? cluster : "",
+				 cfg->cluster);
+			return false;
+		}
+	}
+	ret = claim_parse_id(value + prefix, strlen(value + prefix), cfg->broker_count,
+			     &r->broker_id);
+	if (ret == -ERANGE)
+		log_warn("discover: ignoring %s %s: %s=%s is beyond broker_count %d", r->kind,
+			 r->id, cfg->tag_key, value, cfg->broker_count);
+	else if (ret < 0)
+		log_warn("discover: ignoring %s %s: %s=%s is not %s<id> (a decimal id without "
+			 "leading zeros)", r->kind, r->id, cfg->tag_key, value, cfg->tag_prefix);
+	return ret == 0;
+}
+
+/* Keeps the qualifying resources, sorted by id; two with one id are an error. */
+static int qualify(const struct kb_config *cfg, const char *az, struct tagged *r, size_t *n,
+		   struct kb_error *err)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		if (tagged_id(cfg, az, &r[i]))
+			r[kept++] = r[i];
+	}
+	*n = kept;
+	qsort(r, kept, sizeof(*r), by_broker_id);
+	for (size_t i = 1; i < kept; i++) {
+		if (r[i].broker_id == r[i - 1].broker_id)
+			return kb_errorf(err, KB_ECONFIG,
+					 "%ss %s and %s are both tagged %s=%s%d in %s: one broker id "
+					 "must name one %s (retag or delete one)", r[i].kind,
+					 r[i - 1].id, r[i].id, cfg->tag_key, cfg->tag_prefix,
+					 r[i].broker_id, az, r[i].kind);
+	}
+	return 0;
+}
+
+static struct tagged *eni_view(const struct ec2_eni_list *list, size_t *n)
+{
+	struct tagged *r = calloc(list && list->count ? list->count : 1, sizeof(*r));
+
+	*n = 0;
+	for (size_t i = 0; r && list && i < list->count; i++) {
+		const struct ec2_eni *e = &list->items[i];
+
+		r[(*n)++] = (struct tagged){"ENI", e->id, e->az, e->tags, e->tag_count, i, -1};
+	}
+	return r;
+}
+
+static struct tagged *volume_view(const struct ec2_volume_list *list, size_t *n)
+{
+	struct tagged *r = calloc(list && list->count ? list->count : 1, sizeof(*r));
+
+	*n = 0;
+	for (size_t i = 0; r && list && i < list->count; i++) {
+		const struct ec2_volume *v = &list->items[i];
+
+		r[(*n)++] = (struct tagged){"volume", v->id, v->az, v->tags, v->tag_count, i, -1};
+	}
+	return r;
+}
+
+int discover_candidates(const struct kb_config *cfg, const char *az,
+			const struct ec2_eni_list *enis, const struct ec2_volume_list *volumes,
+			struct kb_broker **out, size_t *count, struct kb_error *err)
+{
+	size_t ne = 0, nv = 0, v = 0;
+	struct tagged *e = eni_view(enis, &ne);
+	struct tagged *vol = cfg->manage_volume ? volume_view(volumes, &nv) : NULL;
+	struct kb_broker *cands = NULL;
+	int ret;
+
+	*out = NULL;
+	*count = 0;
+	if (!e || (cfg->manage_volume && !vol) || !(cands = calloc(ne + 1, sizeof(*cands)))) {
+		ret = kb_errorf(err, ENOMEM, "discover: out of memory");
+		goto out;
+	}
+	ret = qualify(cfg, az, e, &ne, err);
+	if (ret == 0 && vol)
+		ret = qualify(cfg, az, vol, &nv, err);
+	if (ret < 0)
+		goto out;
+	for (size_t i = 0; i < ne; i++) {
+		struct kb_broker *b = &cands[*count];
+
+		while (vol && v < nv && vol[v].broker_id < e[i].broker_id) {
+			log_warn("discover: volume %s is tagged %s%d, but no ENI is",
+				 vol[v].id, cfg->tag_prefix, vol[v].broker_id);
+			v++;
+		}
+		b->id = e[i].broker_id;
+		b->eni = &enis->items[e[i].index];
+		if (vol) {
+			if (v >= nv || vol[v].broker_id != b->id) {
+				log_warn("discover: ENI %s is tagged %s%d, but no volume in %s is: "
+					 "not a candidate", e[i].id, cfg->tag_prefix, b->id, az);
+				continue;
+			}
+			b->volume = &volumes->items[vol[v++].index];
+		}
+		(*count)++;
+	}
+	*out = cands;
+	cands = NULL;
+out:
+	free(cands);
+	free(e);
+	free(vol);
+	return ret;
+}
+
+static int describe(struct kb_run *run)
+{
+	const struct kb_config *cfg = run->cfg;
+	char *tag_filter = NULL, *pattern = NULL, *cluster_filter = NULL;
+	const char *pattern_v[1], *az_v[1] = {run->identity.az}, *cluster_v[1] = {cfg->cluster};
+	struct ec2_filter filters[3];
+	size_t n = 2;
+	int ret;
+
+	if (asprintf(&tag_filter, "tag:%s", cfg->tag_key) < 0)
+		tag_filter = NULL;
+	if (asprintf(&pattern, "%s*", cfg->tag_prefix) < 0)
+		pattern = NULL;
+	if (asprintf(&cluster_filter, "tag:%s", cfg->cluster_tag_key) < 0)
+		cluster_filter = NULL;
+	if (!tag_filter || !pattern || !cluster_filter) {
+		ret = kb_errorf(&run->err, ENOMEM, "discover: out of memory");
+		goto out;
+	}
+	pattern_v[0] = pattern;
+	filters[0] = (struct ec2_filter){tag_filter, pattern_v, 1};
+	filters[1] = (struct ec2_filter){"availability-zone", az_v, 1};
+	if (cfg->cluster[0])
+		filters[n++] = (struct ec2_filter){cluster_filter, cluster_v, 1};
+	ret = ec2_describe_network_interfaces(run->aws, filters, n, run->stage_deadline,
+					      &run->enis, &run->err);
+	if (ret == 0 && cfg->manage_volume)
+		ret = ec2_describe_volumes(run->aws, filters, n, run->stage_deadline, &run->volumes,
+					   &run->err);
+out:
+	free(tag_filter);
+	free(pattern);
+	free(cluster_filter);
+	return ret;
+}
 
 int discover_stage(struct kb_run *run)
 {
-	kb_run_skip(run, "not implemented yet");
+	char *ids = NULL;
+	size_t len = 0;
+	FILE *mem;
+	int ret;
+
+	if (!run->aws || !run->identity.az)
+		return kb_errorf(&run->err, KB_EINTERNAL,
+				 "discover needs the identity stage's AZ and AWS context");
+	ret = describe(run);
+	if (ret == 0)
+		ret = discover_candidates(run->cfg, run->identity.az, run->enis, run->volumes,
+					  &run->candidates, &run->candidate_count, &run->err);
+	if (ret < 0)
+		return ret;
+	mem = open_memstream(&ids, &len);
+	for (size_t i = 0; mem && i < run->candidate_count; i++)
+		fprintf(mem, "%s%d", i ? "," : "", run->candidates[i].id);
+	if (mem)
+		fclose(mem);
+	log_info("discover: %zu candidate id%s in %s%s%s: %s", run->candidate_count,
+		 run->candidate_count == 1 ? "" : "s", run->identity.az,
+		 run->cfg->cluster[0] ? ", cluster " : "", run->cfg->cluster,
+		 ids && ids[0] ? ids : "none");
+	free(ids);
 	return 0;
 }

@@ -104,3 +104,42 @@ const char *kb_exit_name(int exit_code)
 		return "INTERNAL";
 	}
 }
+
+const char *kb_exit_hint(int exit_code)
+{
+	switch (exit_code) {
+	case KB_EXIT_OK:
+		return "nothing to do";
+	case KB_EXIT_NO_ID:
+		return "every broker id in this AZ is held: check the holders listed above, "
+		       "terminate or `release` a dead one, or add a broker (ENI and volume)";
+	case KB_EXIT_FOREIGN_VOLUME:
+		return "the volume's meta.properties names another broker: check the volume's tags "
+		       "before anything else; Kafka was not started";
+	case KB_EXIT_REFUSED_FORMAT:
+		return "the volume holds a signature that is not a filesystem: inspect it by hand; "
+		       "nothing was written";
+	case KB_EXIT_HELD:
+		return "the ENI or volume is attached to a running instance or lives in another AZ: "
+		       "find that instance; kafka-bootstrap never detaches from a healthy broker";
+	case KB_EXIT_SIGNAL:
+		return "the node is configured but CloudFormation or Auto Scaling was not told: "
+		       "check the instance role and rerun `kafka-bootstrap signal`";
+	case KB_EXIT_USAGE:
+		return "see kafka-bootstrap --help";
+	case KB_EXIT_UNAVAILABLE:
+		return "a dependency (IMDS, EC2, ZooKeeper) did not answer: check connectivity, "
+		       "then rerun `kafka-bootstrap run`";
+	case KB_EXIT_DEADLINE:
+		return "a state did not arrive in time: rerun `kafka-bootstrap run`, it resumes "
+		       "where it stopped";
+	case KB_EXIT_DENIED:
+		return "the instance role lacks a permission: compare its policy with the "
+		       "CloudFormation template's";
+	case KB_EXIT_CONFIG:
+		return "fix the configuration key named above (kafka-bootstrap config --keys)";
+	default:
+		return "this is a bug or an unexpected state: rerun with --log-level debug and "
+		       "report it";
+	}
+}

@@ -183,7 +183,6 @@ struct parsed {
 /* Returns 1 to go on, 0 when done (help, version), negative on a usage error. */
 static int parse_argv(int argc, char *argv[], struct parsed *p)
 {
-	unsigned seen = 0;
 	int seen_opts[32];
 	size_t seen_count = 0;
 	bool help = false;
@@ -251,7 +250,6 @@ static int parse_argv(int argc, char *argv[], struct parsed *p)
 			return usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 		if (option_bit(opt)) {
-			seen |= option_bit(opt);
 			if (seen_count < sizeof(seen_opts) / sizeof(seen_opts[0]))
 				seen_opts[seen_count++] = opt;
 		}

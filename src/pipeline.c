@@ -223,6 +223,7 @@ int pipeline_write_status(const struct kb_run *run, const char *command, int exi
 	json_t *stages = json_array();
 	json_t *root;
 	char *text = NULL;
+	char *error = NULL;
 	int ret;
 
 	deadline_format_wall(started_wall_ms, started, sizeof(started));
@@ -230,11 +231,21 @@ int pipeline_write_status(const struct kb_run *run, const char *command, int exi
 		if (run->results[i].outcome != OUTCOME_NONE)
 			json_array_append_new(stages, stage_json(&run->results[i], stage_names[i]));
 	}
-	root = json_pack("{s:i, s:s, s:s, s:i, s:s, s:o, s:s*, s:o}", "schema", 1, "command",
-			 command, "started_at", started, "exit_code", exit_code, "exit_name",
-			 kb_exit_name(exit_code), "broker_id",
+	if (run->failed_stage >= 0 && run->results[run->failed_stage].detail) {
+		char *detail = log_redact_new(run->results[run->failed_stage].detail);
+
+		if (detail && asprintf(&error, "stage %s: %s", stage_names[run->failed_stage],
+				       detail) < 0)
+			error = NULL;
+		free(detail);
+	}
+	root = json_pack("{s:i, s:s, s:s, s:i, s:s, s:o, s:s*, s:s*, s:s*, s:o}", "schema", 1,
+			 "command", command, "started_at", started, "exit_code", exit_code,
+			 "exit_name", kb_exit_name(exit_code), "broker_id",
 			 run->broker_id >= 0 ? json_integer(run->broker_id) : json_null(),
-			 "instance_id", run->identity.instance_id, "stages", stages);
+			 "instance_id", run->identity.instance_id, "error", error, "hint",
+			 exit_code ? kb_exit_hint(exit_code) : NULL, "stages", stages);
+	free(error);
 	if (root)
 		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
@@ -245,9 +256,23 @@ int pipeline_write_status(const struct kb_run *run, const char *command, int exi
 	return ret;
 }
 
-static bool stage_wanted(const struct pipeline_options *opts, int id)
+int pipeline_execute(struct kb_run *run, int only_stage, bool with_signal)
 {
-	return opts->only_stage < 0 || id <= opts->only_stage;
+	for (int id = 0; id < STAGE_SIGNAL && (only_stage < 0 || id <= only_stage); id++) {
+		run->prerequisite = only_stage >= 0 && id < only_stage;
+		run_stage(run, id);
+		if (run->results[id].outcome == OUTCOME_FAILED) {
+			run->failed_stage = id;
+			run->failure = run->results[id].ret;
+			break;
+		}
+	}
+	/* The signal stage runs on success and on failure alike: it is how a failure is told.
+	 * Running one other stage on its own is an operator's repair, not a boot: no signal. */
+	run->prerequisite = false;
+	if (with_signal && (only_stage < 0 || only_stage == STAGE_SIGNAL))
+		run_stage(run, STAGE_SIGNAL);
+	return run->failed_stage >= 0 ? run->failure : 0;
 }
 
 int pipeline_run(const struct pipeline_options *opts)
@@ -263,25 +288,18 @@ int pipeline_run(const struct pipeline_options *opts)
 		 opts->mode == KB_MODE_PLAN ? "plan (read only)" : "run",
 		 opts->only_stage >= 0 ? ", stage " : "",
 		 opts->only_stage >= 0 ? stage_names[opts->only_stage] : "");
-	for (int id = 0; id < STAGE_SIGNAL && stage_wanted(opts, id); id++) {
-		run.prerequisite = opts->only_stage >= 0 && id < opts->only_stage;
-		run_stage(&run, id);
-		if (run.results[id].outcome == OUTCOME_FAILED) {
-			run.failed_stage = id;
-			run.failure = run.results[id].ret;
-			break;
-		}
-	}
-	/* The signal stage runs on success and on failure alike: it is how a failure is told.
-	 * Running one other stage on its own is an operator's repair, not a boot: no signal. */
-	run.prerequisite = false;
-	if (opts->only_stage < 0 || opts->only_stage == STAGE_SIGNAL)
-		run_stage(&run, STAGE_SIGNAL);
+	pipeline_execute(&run, opts->only_stage, true);
 	if (run.failed_stage >= 0) {
 		exit_code = kb_exit_code(run.failure);
-		log_error("%s failed in stage %s (exit %d %s): %s", opts->command,
+		/* The console too: `aws ec2 get-console-output` shows it without SSH. */
+		log_error("%s failed in stage %s (exit %d %s): %s; what to do: %s", opts->command,
 			  stage_names[run.failed_stage], exit_code, kb_exit_name(exit_code),
-			  run.results[run.failed_stage].detail);
+			  run.results[run.failed_stage].detail, kb_exit_hint(exit_code));
+		if (opts->mode == KB_MODE_RUN)
+			log_console("stage %s failed (exit %d %s): %s; what to do: %s",
+				    stage_names[run.failed_stage], exit_code,
+				    kb_exit_name(exit_code), run.results[run.failed_stage].detail,
+				    kb_exit_hint(exit_code));
 	} else if (run.results[STAGE_SIGNAL].outcome == OUTCOME_FAILED) {
 		exit_code = KB_EXIT_SIGNAL;
 	} else {

@@ -1,5 +1,5 @@
 /* status.c: `kafka-bootstrap status`: what the last run did, read back from the status file.
- * Read only, never needs AWS or ZooKeeper. */
+ * Read only. --json prints {"schema":1,"last_run":<status file or null>}. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -48,9 +48,13 @@ int status_command(const struct kb_options *opts, const struct kb_config *cfg)
 
 	ret = file_read_all(cfg->status_file, &text, &len, &err);
 	if (ret == -ENOENT) {
-		log_error("status: no result yet: %s does not exist (kafka-bootstrap run has not "
-			  "run since boot)", cfg->status_file);
-		return KB_EXIT_UNAVAILABLE;
+		/* Not an error: a node that has not booted the tool yet has nothing to report. */
+		if (opts->json)
+			printf("{\"schema\": 1, \"last_run\": null}\n");
+		else
+			printf("no run recorded: %s does not exist (kafka-bootstrap run has not run "
+			       "since boot)\n", cfg->status_file);
+		return KB_EXIT_OK;
 	}
 	if (ret < 0) {
 		log_error("status: %s", err.msg);
@@ -65,8 +69,11 @@ int status_command(const struct kb_options *opts, const struct kb_config *cfg)
 		return KB_EXIT_INTERNAL;
 	}
 	if (opts->json) {
-		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_t *report = json_pack("{s:i, s:O}", "schema", 1, "last_run", root);
+
+		json_dumpf(report, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');
+		json_decref(report);
 	} else {
 		json_t *id = json_object_get(root, "broker_id");
 

@@ -39,6 +39,10 @@ struct aws_ctx_options {
 
 struct aws_ctx;
 
+/* The region the environment names (AWS_REGION, then AWS_DEFAULT_REGION), NULL when none.
+ * Borrowed from the environment. */
+const char *aws_env_region(void);
+
 struct aws_ctx *aws_ctx_new(const struct aws_ctx_options *opts, int64_t deadline,
 			    struct kb_error *err);
 void aws_ctx_free(struct aws_ctx *ctx);
@@ -76,5 +80,12 @@ void aws_response_free(struct aws_response *resp);
  * (plus the request id). */
 int aws_query(struct aws_ctx *ctx, enum aws_service service, const struct aws_params *params,
 	      int64_t deadline, struct aws_response **out, struct kb_error *err);
+
+/* Code, message and request id of an AWS error document: EC2's <Response><Errors><Error>
+ * and CloudFormation's / Auto Scaling's <ErrorResponse><Error> (matched by local name, any
+ * namespace). Each out pointer may be NULL; what it gets is newly allocated, NULL when the
+ * document lacks it. -EINVAL when the text is not an error document with a Code. */
+int aws_parse_error(const char *xml, size_t len, char **code, char **message,
+		    char **request_id);
 
 #endif

@@ -88,6 +88,7 @@ struct kb_config {
 	int log_level; /* enum log_level */
 	char *sysfs_root;
 	char *dev_root;
+	char *run_root; /* /run: systemd-networkd state and drop-ins, udev database */
 	char *console;
 };
 

@@ -142,6 +142,12 @@ int ec2_parse_volumes(const char *xml, size_t len, struct ec2_volume_list **out,
 		      char **next_token, struct kb_error *err);
 int ec2_parse_instances(const char *xml, size_t len, struct ec2_instance_list **out,
 			char **next_token, struct kb_error *err);
+/* DescribeTags: the key and value of each item whose resourceId is resource_id. */
+int ec2_parse_tags(const char *xml, size_t len, const char *resource_id, struct ec2_tag **tags,
+		   size_t *count, char **next_token, struct kb_error *err);
+/* AttachNetworkInterface: the attachmentId. */
+int ec2_parse_attach_network_interface(const char *xml, size_t len, char **attachment_id,
+				       struct kb_error *err);
 /* <Response><Errors><Error><Code>..; also CloudFormation's and Auto Scaling's <ErrorResponse>. */
 int ec2_parse_error(const char *xml, size_t len, char **code, char **message, char **request_id);
 

@@ -65,4 +65,7 @@ int kb_exit_code(int ret);
 /* Short name of an exit code for logs ("NO_ID", "DEADLINE", ...). */
 const char *kb_exit_name(int exit_code);
 
+/* What an operator should do about it, one sentence (console and status file). */
+const char *kb_exit_hint(int exit_code);
+
 #endif

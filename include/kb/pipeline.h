@@ -125,6 +125,11 @@ struct pipeline_options {
 /* Runs the pipeline; returns the process exit code. */
 int pipeline_run(const struct pipeline_options *opts);
 
+/* Runs the stages of an initialised run (kb_run_init) up to only_stage (-1: all), stopping at
+ * the first failure, then the signal stage when with_signal. Returns the first failure.
+ * For commands that look at the results themselves (status). */
+int pipeline_execute(struct kb_run *run, int only_stage, bool with_signal);
+
 /* For tests of the runner: the stage table can be replaced. */
 typedef int (*pipeline_stage_fn)(struct kb_run *run);
 void pipeline_set_stage_fn(enum pipeline_stage_id id, pipeline_stage_fn fn);

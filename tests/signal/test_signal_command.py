@@ -1,0 +1,115 @@
+"""`kafka-bootstrap signal --success|--failure` against the fake AWS: which calls a node's
+verdict turns into (SignalResource, SetInstanceHealth, CompleteLifecycleAction), where the stack
+and group names come from (config, IMDS instance tags, DescribeTags), and that a stack that
+does not wait for signals is not a failure while a refused signal is (exit 14)."""
+import pytest
+
+from signal_common import GROUP, HOOK, INSTANCE, STACK_ARN, kb_signal, start_fake
+
+
+
+@pytest.fixture
+def fake():
+    f = start_fake()
+    yield f
+    f.stop()
+    assert f.errors() == []
+
+
+def kb(fake, tmp_path, *args, config=None):
+    return kb_signal(fake, tmp_path, *args, config=config)
+
+
+def actions(fake):
+    return [r["action"] for r in fake.requests() if r["service"] != "imds"]
+
+
+def test_failure_signals_the_stack_and_marks_the_instance_unhealthy(fake, tmp_path):
+    r = kb(fake, tmp_path, "--failure")
+    assert r.returncode == 0, r.stderr
+    assert [(s["stack"], s["logical_id"], s["unique_id"], s["status"])
+            for s in fake.signals()] == [(STACK_ARN, "BrokerGroup", INSTANCE, "FAILURE")]
+    calls = fake.autoscaling_calls()
+    assert [(c["action"], c["params"]["InstanceId"], c["params"]["HealthStatus"])
+            for c in calls] == [("SetInstanceHealth", INSTANCE, "Unhealthy")]
+    # The names came from IMDS instance tags: no IAM permission needed for DescribeTags.
+    assert "DescribeTags" not in actions(fake)
+
+
+def test_success_signals_success_and_nothing_else(fake, tmp_path):
+    r = kb(fake, tmp_path, "--success")
+    assert r.returncode == 0, r.stderr
+    assert [s["status"] for s in fake.signals()] == ["SUCCESS"]
+    assert fake.autoscaling_calls() == []
+
+
+@pytest.mark.parametrize("verdict, result", [("--failure", "ABANDON"), ("--success", "CONTINUE")])
+def test_lifecycle_hook_is_abandoned_on_failure_and_continued_on_success(fake, tmp_path, verdict,
+                                                                         result):
+    config = {"on_failure": ["lifecycle"], "lifecycle_hook": HOOK}
+    r = kb(fake, tmp_path, verdict, config=config)
+    assert r.returncode == 0, r.stderr
+    assert [(c["action"], c["params"]["LifecycleActionResult"], c["params"]["LifecycleHookName"],
+             c["params"]["AutoScalingGroupName"]) for c in fake.autoscaling_calls()] == [
+        ("CompleteLifecycleAction", result, HOOK, GROUP)]
+    # FAILURE goes to the stack only when on_failure says "signal"; SUCCESS always does.
+    assert [s["status"] for s in fake.signals()] == (["SUCCESS"] if result == "CONTINUE" else [])
+
+
+def test_stack_not_waiting_for_signals_is_not_a_failure(fake, tmp_path):
+    fake.set_stack_waiting(STACK_ARN, "BrokerGroup", False)
+    r = kb(fake, tmp_path, "--success")
+    assert r.returncode == 0, r.stderr
+    assert "not waiting for signals" in r.stderr
+
+
+def test_configured_names_win_over_tags(fake, tmp_path):
+    r = kb(fake, tmp_path, "--failure", config={"stack_name": "kafka-test",
+                                                "logical_resource_id": "BrokerGroup",
+                                                "on_failure": ["signal"]})
+    assert r.returncode == 0, r.stderr
+    assert [s["stack"] for s in fake.signals()] == ["kafka-test"]
+
+
+def test_without_metadata_tags_the_names_come_from_describe_tags(tmp_path):
+    def no_metadata_tags(fixture):
+        for instance in fixture["instances"]:
+            instance["metadata_tags"] = False
+        fixture["roles"]["kafka-broker"] = sorted(set(fixture["roles"]["kafka-broker"]) |
+                                                  {"ec2:DescribeTags"})
+
+    fake = start_fake(no_metadata_tags)
+    try:
+        r = kb(fake, tmp_path, "--failure")
+        assert r.returncode == 0, r.stderr
+        assert "DescribeTags" in actions(fake)
+        assert [s["stack"] for s in fake.signals()] == [STACK_ARN]
+    finally:
+        fake.stop()
+
+
+def test_signal_mode_none_sends_nothing_to_cloudformation(fake, tmp_path):
+    r = kb(fake, tmp_path, "--failure", config={"signal_mode": "none"})
+    assert r.returncode == 0, r.stderr
+    assert fake.signals() == []
+    assert [c["action"] for c in fake.autoscaling_calls()] == ["SetInstanceHealth"]
+
+
+def test_a_refused_signal_exits_14_and_still_marks_the_instance_unhealthy(tmp_path):
+    def deny_signal(fixture):
+        fixture["roles"]["kafka-broker"] = [a for a in fixture["roles"]["kafka-broker"]
+                                            if a != "cloudformation:SignalResource"]
+
+    fake = start_fake(deny_signal)
+    try:
+        r = kb(fake, tmp_path, "--failure")
+        assert r.returncode == 14, r.stderr
+        assert "AccessDenied" in r.stderr
+        assert [c["action"] for c in fake.autoscaling_calls()] == ["SetInstanceHealth"]
+    finally:
+        fake.stop()
+
+
+def test_signal_without_a_verdict_is_a_usage_error(fake, tmp_path):
+    r = kb(fake, tmp_path)
+    assert r.returncode == 64

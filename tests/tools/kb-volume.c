@@ -1,0 +1,142 @@
+/* kb-volume: runs the volume stage without IMDS and ZooKeeper. Test-only, never installed.
+ *
+ *   KAFKA_BOOTSTRAP_DEV_ROOT=... KAFKA_BOOTSTRAP_MOUNT_POINT=... \
+ *     kb-volume --broker-id 3 --volume-id vol-0abc [--device /dev/sdg] [--plan]
+ *               [--prerequisite] [--deadline-ms N]
+ *   AWS_ENDPOINT_URL_EC2=... AWS_REGION=... AWS_ACCESS_KEY_ID=... \
+ *     kb-volume --broker-id 3 --instance-id i-0abc --az us-east-1a [--plan] ...
+ *
+ * The first form runs the local half (volume_prepare) on the volume id's device. The second
+ * runs the whole stage (volume_stage): it first does what discover does for the stage (one
+ * DescribeVolumes by tag in this AZ) and plays the claim (the broker id given).
+ *
+ * Settings come from KAFKA_BOOTSTRAP_* variables as in the real tool. Prints one line per
+ * change ("change: ...") and "device: <path>" on stdout, the error on stderr, and exits with
+ * the tool's exit code for the result. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kb/aws.h"
+#include "kb/config.h"
+#include "kb/ec2.h"
+#include "kb/deadline.h"
+#include "kb/log.h"
+#include "kb/pipeline.h"
+#include "kb/stages.h"
+#include "kb/volume.h"
+
+extern char **environ;
+
+/* What discover and claim would leave in run for the volume stage. */
+static int discover_volumes(struct kb_run *run, struct kb_broker *broker)
+{
+	const struct kb_config *cfg = run->cfg;
+	struct aws_ctx_options opts = {.max_attempts = 0};
+	char tag[160], prefix[160], cluster_tag[160];
+	const char *prefix_values[1] = {prefix}, *az_values[1] = {run->identity.az};
+	const char *cluster_values[1] = {cfg->cluster};
+	struct ec2_filter filters[3] = {
+		{.name = tag, .values = prefix_values, .value_count = 1},
+		{.name = "availability-zone", .values = az_values, .value_count = 1},
+		{.name = cluster_tag, .values = cluster_values, .value_count = 1},
+	};
+	int ret;
+
+	snprintf(tag, sizeof(tag), "tag:%s", cfg->tag_key);
+	snprintf(prefix, sizeof(prefix), "%s*", cfg->tag_prefix);
+	snprintf(cluster_tag, sizeof(cluster_tag), "tag:%s", cfg->cluster_tag_key);
+	run->aws = aws_ctx_new(&opts, run->stage_deadline, &run->err);
+	if (!run->aws)
+		return -KB_EUNAVAIL;
+	ret = ec2_describe_volumes(run->aws, filters, cfg->cluster[0] ? 3 : 2,
+				   run->stage_deadline, &run->volumes, &run->err);
+	if (ret < 0)
+		return ret;
+	broker->id = run->broker_id;
+	for (size_t i = 0; i < run->volumes->count; i++) {
+		const struct ec2_volume *v = &run->volumes->items[i];
+		const char *name = ec2_tag_value(v->tags, v->tag_count, cfg->tag_key);
+		char want[64];
+
+		snprintf(want, sizeof(want), "%s%d", cfg->tag_prefix, run->broker_id);
+		if (name && strcmp(name, want) == 0 && !broker->volume)
+			broker->volume = &run->volumes->items[i];
+	}
+	run->broker = broker;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"broker-id", required_argument, NULL, 'b'},
+		{"volume-id", required_argument, NULL, 'v'},
+		{"device", required_argument, NULL, 'd'},
+		{"deadline-ms", required_argument, NULL, 't'},
+		{"plan", no_argument, NULL, 'p'},
+		{"prerequisite", no_argument, NULL, 'r'},
+		{"instance-id", required_argument, NULL, 'i'},
+		{"az", required_argument, NULL, 'z'},
+		{NULL, 0, NULL, 0},
+	};
+	struct kb_error err = {{0}};
+	struct kb_config *cfg = config_new();
+	const char *volume_id = NULL, *device = NULL, *instance_id = NULL, *az = NULL;
+	struct kb_broker broker = {.id = -1};
+	long long deadline_ms = 10000;
+	enum kb_run_mode mode = KB_MODE_RUN;
+	bool prerequisite = false;
+	int broker_id = -1, c, ret, code;
+	struct kb_run run;
+
+	log_init(LOG_LEVEL_INFO);
+	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (c) {
+		case 'b': broker_id = atoi(optarg); break;
+		case 'v': volume_id = optarg; break;
+		case 'd': device = optarg; break;
+		case 't': deadline_ms = atoll(optarg); break;
+		case 'p': mode = KB_MODE_PLAN; break;
+		case 'r': prerequisite = true; break;
+		case 'i': instance_id = optarg; break;
+		case 'z': az = optarg; break;
+		default: return KB_EXIT_USAGE;
+		}
+	}
+	if (!cfg || broker_id < 0 || (!volume_id && (!instance_id || !az))) {
+		fprintf(stderr, "usage: kb-volume --broker-id N (--volume-id vol-... | "
+			"--instance-id i-... --az AZ) [...]\n");
+		return KB_EXIT_USAGE;
+	}
+	if (config_load_env(cfg, environ, &err) < 0) {
+		fprintf(stderr, "error: %s\n", err.msg);
+		return KB_EXIT_CONFIG;
+	}
+	log_set_level((enum log_level)cfg->log_level);
+	kb_run_init(&run, cfg, mode);
+	run.prerequisite = prerequisite;
+	run.broker_id = broker_id;
+	run.current_stage = STAGE_VOLUME;
+	run.stage_deadline = deadline_after_ms(deadline_ms);
+	if (volume_id) {
+		ret = volume_prepare(&run, volume_id, device ? device : cfg->volume_device);
+	} else {
+		run.identity.instance_id = strdup(instance_id);
+		run.identity.az = strdup(az);
+		ret = discover_volumes(&run, &broker);
+		if (ret == 0)
+			ret = volume_stage(&run);
+	}
+	for (size_t i = 0; i < run.results[STAGE_VOLUME].change_count; i++)
+		printf("change: %s\n", run.results[STAGE_VOLUME].changes[i]);
+	if (run.device)
+		printf("device: %s\n", run.device);
+	if (ret < 0)
+		fprintf(stderr, "error: %s\n", run.err.msg);
+	code = kb_exit_code(ret);
+	kb_run_release(&run);
+	config_free(cfg);
+	return code;
+}

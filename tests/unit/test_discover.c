@@ -1,0 +1,164 @@
+/* test_discover.c: which ENIs and volumes become candidate broker ids. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kb/config.h"
+#include "kb/discover.h"
+#include "kb/ec2.h"
+
+#define AZ "us-east-1a"
+
+static struct ec2_tag tags[][2] = {
+	{{"Name", "KAFKA-0"}, {"kafka-bootstrap:cluster", "blue"}},
+	{{"Name", "KAFKA-1"}, {"kafka-bootstrap:cluster", "blue"}},
+	{{"Name", "KAFKA-2"}, {"kafka-bootstrap:cluster", "green"}},
+	{{"Name", "KAFKA-07"}, {"kafka-bootstrap:cluster", "blue"}},
+	{{"Name", "KAFKA-3x"}, {"kafka-bootstrap:cluster", "blue"}},
+	{{"Name", "KAFKA-4"}, {"kafka-bootstrap:cluster", "blue"}},
+	{{"Name", "KAFKA-5"}, {"kafka-bootstrap:cluster", "blue"}},
+	{{"Name", "KAFKA-1"}, {"kafka-bootstrap:cluster", "blue"}},
+};
+
+static struct ec2_eni eni(const char *id, const char *az, int tag)
+{
+	return (struct ec2_eni){.id = (char *)id, .az = (char *)az, .tags = tags[tag],
+				.tag_count = 2};
+}
+
+static struct ec2_volume vol(const char *id, const char *az, int tag)
+{
+	return (struct ec2_volume){.id = (char *)id, .az = (char *)az, .tags = tags[tag],
+				   .tag_count = 2};
+}
+
+static struct kb_config *config(const char *cluster, bool manage_volume, int broker_count)
+{
+	struct kb_config *cfg = config_new();
+
+	assert_non_null(cfg);
+	free(cfg->cluster);
+	cfg->cluster = strdup(cluster);
+	cfg->manage_volume = manage_volume;
+	cfg->broker_count = broker_count;
+	return cfg;
+}
+
+static void only_well_tagged_enis_of_this_az_and_cluster_are_candidates(void **state)
+{
+	struct ec2_eni e[] = {
+		eni("eni-0", AZ, 0), eni("eni-1", AZ, 1), eni("eni-2", AZ, 2),
+		eni("eni-07", AZ, 3), eni("eni-3x", AZ, 4), eni("eni-4", "us-east-1b", 5),
+		eni("eni-5", AZ, 6),
+	};
+	struct ec2_eni_list enis = {e, sizeof(e) / sizeof(e[0])};
+	struct kb_config *cfg = config("blue", false, 0);
+	struct kb_error err = {{0}};
+	struct kb_broker *out = NULL;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, &err), 0);
+	/* green's 2, "07", "3x" and the other AZ's 4 are not candidates */
+	assert_int_equal(n, 3);
+	assert_int_equal(out[0].id, 0);
+	assert_string_equal(out[0].eni->id, "eni-0");
+	assert_int_equal(out[1].id, 1);
+	assert_int_equal(out[2].id, 5);
+	assert_null(out[2].volume);
+	free(out);
+	config_free(cfg);
+}
+
+static void broker_count_bounds_the_ids(void **state)
+{
+	struct ec2_eni e[] = {eni("eni-5", AZ, 6), eni("eni-1", AZ, 1), eni("eni-0", AZ, 0)};
+	struct ec2_eni_list enis = {e, 3};
+	struct kb_config *cfg = config("", false, 5);
+	struct kb_error err = {{0}};
+	struct kb_broker *out = NULL;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].id, 0);
+	assert_int_equal(out[1].id, 1);
+	free(out);
+	config_free(cfg);
+}
+
+static void with_volumes_an_id_needs_both_its_eni_and_its_volume(void **state)
+{
+	struct ec2_eni e[] = {eni("eni-0", AZ, 0), eni("eni-1", AZ, 1), eni("eni-5", AZ, 6)};
+	struct ec2_volume v[] = {vol("vol-5", AZ, 6), vol("vol-4", AZ, 5),
+				 vol("vol-1", "us-east-1b", 1), vol("vol-0", AZ, 0)};
+	struct ec2_eni_list enis = {e, 3};
+	struct ec2_volume_list vols = {v, 4};
+	struct kb_config *cfg = config("", true, 0);
+	struct kb_error err = {{0}};
+	struct kb_broker *out = NULL;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(discover_candidates(cfg, AZ, &enis, &vols, &out, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].id, 0);
+	assert_string_equal(out[0].volume->id, "vol-0");
+	assert_int_equal(out[1].id, 5);
+	assert_string_equal(out[1].volume->id, "vol-5");
+	free(out);
+	config_free(cfg);
+}
+
+static void two_enis_for_one_id_are_an_error_naming_both(void **state)
+{
+	struct ec2_eni e[] = {eni("eni-a", AZ, 1), eni("eni-0", AZ, 0), eni("eni-b", AZ, 7)};
+	struct ec2_eni_list enis = {e, 3};
+	struct kb_config *cfg = config("blue", false, 0);
+	struct kb_error err = {{0}};
+	struct kb_broker *out = NULL;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, &err), -KB_ECONFIG);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "eni-a"));
+	assert_non_null(strstr(err.msg, "eni-b"));
+	assert_non_null(strstr(err.msg, "Name=KAFKA-1"));
+	config_free(cfg);
+}
+
+static void no_eni_at_all_is_no_candidate_not_an_error(void **state)
+{
+	struct kb_config *cfg = config("", true, 0);
+	struct ec2_eni_list enis = {NULL, 0};
+	struct kb_error err = {{0}};
+	struct kb_broker *out = NULL;
+	size_t n = 7;
+
+	(void)state;
+	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(out);
+	config_free(cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(only_well_tagged_enis_of_this_az_and_cluster_are_candidates),
+		cmocka_unit_test(broker_count_bounds_the_ids),
+		cmocka_unit_test(with_volumes_an_id_needs_both_its_eni_and_its_volume),
+		cmocka_unit_test(two_enis_for_one_id_are_an_error_naming_both),
+		cmocka_unit_test(no_eni_at_all_is_no_candidate_not_an_error),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
