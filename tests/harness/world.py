@@ -362,6 +362,7 @@ class Instance:
         self.mount_point = os.path.join(self.root, "var", "lib", "kafka")
         self.status_path = os.path.join(self.root, "run", "kafka-bootstrap", "status.json")
         self.console_path = os.path.join(self.root, "console")
+        self.run_root = os.path.join(self.root, "run")  # networkd and udev state: none here
         self.dev_root = os.path.join(self.root, "dev")
         self.sysfs_root = os.path.join(self.root, "sys")
         self.shims = os.path.join(self.root, "shims")
@@ -432,6 +433,7 @@ class Instance:
             "console": self.console_path,
             "sysfs_root": self.sysfs_root,
             "dev_root": self.dev_root,
+            "run_root": self.run_root,
             "kafka_user": "root",
             "filesystem": w.filesystem,
             "success_signal": "run",
