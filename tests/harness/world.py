@@ -66,6 +66,7 @@ from .zookeeper import ZooKeeper, four_letter_word
 PORTS = {"imds": 80, "ec2": 8001, "cloudformation": 8002, "autoscaling": 8003, "control": 8004}
 ZOOKEEPER_PORT = 2181
 BRIDGE_MAC = "02:00:0a:00:00:01"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 NAME_RE = re.compile(r"^kbw(\d+)([a-z])")
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -457,6 +458,7 @@ class Instance:
             "AWS_ENDPOINT_URL_EC2": ep["ec2"],
             "AWS_ENDPOINT_URL_CLOUDFORMATION": ep["cloudformation"],
             "AWS_ENDPOINT_URL_AUTO_SCALING": ep["autoscaling"],
+            "AWS_CA_BUNDLE": self.world.ca_bundle,
         }
         for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
             if k in os.environ:
@@ -627,13 +629,16 @@ class World:
     seed; volume_style (blockdev.STYLES); filesystem; config (config.json keys for every
     instance); agent_env (extra environment); binary; eni_ifname (name of a hot-plugged ENI
     inside the instance: format keys index, card, ens=5+index); mkfs_shim (record mkfs calls);
-    zookeeper (False: no server); keep (leave the directory for a post-mortem).
+    zookeeper (False: no server); tls (EC2, CloudFormation and Auto Scaling over HTTPS with a
+    throwaway CA, which agents trust through AWS_CA_BUNDLE: the system's bundle plus that CA,
+    so an agent loads a trust store of the system's size); keep (leave the directory for a
+    post-mortem).
     """
 
     def __init__(self, brokers=3, azs=3, instances=None, *, fixture=None, cluster="sim",
                  delays=None, imds=None, faults=None, seed=0, volume_style="nitro",
                  filesystem="xfs", config=None, agent_env=None, binary=None,
-                 eni_ifname="ens{ens}", mkfs_shim=True, zookeeper=True, keep=False):
+                 eni_ifname="ens{ens}", mkfs_shim=True, zookeeper=True, tls=False, keep=False):
         self.brokers = brokers
         self.cluster = cluster
         self.fixture = fixture or layout.cluster_fixture(
@@ -650,6 +655,8 @@ class World:
         self.eni_ifname = eni_ifname
         self.mkfs_shim = mkfs_shim
         self.with_zookeeper = zookeeper
+        self.tls = tls
+        self.ca_bundle = None
         self.keep = keep or os.environ.get("KB_WORLD_KEEP") == "1"
         self.prefix = f"kbw{os.getpid()}{_LETTERS[next(_serial) % len(_LETTERS)]}"
         self.vpc = self.prefix + "vpc"
@@ -766,8 +773,10 @@ class World:
                 world._hook(world._on_request, record)
 
         self._fake = FakeAWS(self.fixture, WorldHooks(), seed=self.seed)
+        tls = self._make_tls() if self.tls else None
         listeners = [{"service": "imds", "host": layout.IMDS_IP, "port": PORTS["imds"]}]
-        listeners += [{"service": s, "host": self.services_ip, "port": PORTS[s]}
+        listeners += [dict({"service": s, "host": self.services_ip, "port": PORTS[s]},
+                           **({"tls": tls} if tls and s != "control" else {}))
                       for s in ("ec2", "cloudformation", "autoscaling", "control")]
         self._vpc_thread.call(self._fake.start, listeners)
         self.fake = _OnThread(self._fake, self._vpc_thread)
@@ -775,12 +784,23 @@ class World:
         if self.faults:
             self.fake.set_faults(**self.faults)
 
+    def _make_tls(self):
+        from fakeaws.tls import make_ca_and_cert
+        paths = make_ca_and_cert(os.path.join(self.workdir, "tls"), [self.services_ip])
+        self.ca_bundle = os.path.join(self.workdir, "tls", "bundle.pem")
+        with open(self.ca_bundle, "w") as out:
+            for src in (SYSTEM_CA_BUNDLE, paths["ca_cert"]):
+                with open(src) as f:
+                    out.write(f.read())
+        return {"cert": paths["cert"], "key": paths["key"]}
+
     def close(self, raising=True):
         """Tears everything down; safe to call twice and after a failed start."""
         if self._closed or not self._started:
             return
         self._closed = True
         atexit.unregister(self.close)
+        deferred = self._defer_signals()
         errors = []
 
         def attempt(fn, *args):
@@ -814,6 +834,8 @@ class World:
             attempt(self._remove_workdir)
         self._restore_signal_handlers()
         _live_prefixes.discard(self.prefix)
+        for sig in deferred:
+            signal.raise_signal(sig)  # now that nothing is half torn down
         if raising and (errors or self.errors):
             raise RuntimeError(f"world {self.prefix}: cleanup or hook errors: "
                                f"{errors + self.errors}")
@@ -842,6 +864,17 @@ class World:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(sig) in (signal.SIG_DFL, None):
                 self._signals[sig] = signal.signal(sig, exit_on)
+
+    def _defer_signals(self):
+        """Holds SIGINT, SIGTERM and SIGHUP while tearing down (a second Ctrl-C must not
+        leave half a world); returns the list they are recorded in, raised again after."""
+        deferred = []
+        if threading.current_thread() is not threading.main_thread():
+            return deferred
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            previous = signal.signal(sig, lambda signum, frame: deferred.append(signum))
+            self._signals.setdefault(sig, previous)
+        return deferred
 
     def _restore_signal_handlers(self):
         if threading.current_thread() is not threading.main_thread():
@@ -1015,6 +1048,7 @@ class World:
                 service, region_name=self.fixture["region"], endpoint_url=self.endpoints[service],
                 aws_access_key_id=layout.HARNESS_CREDENTIALS["access_key_id"],
                 aws_secret_access_key=layout.HARNESS_CREDENTIALS["secret_access_key"],
+                verify=self.ca_bundle if self.tls else None,
                 config=botocore.config.Config(retries={"max_attempts": 1}))
         return _OnThread(self._clients[service], self._vpc_thread)
 

@@ -13,7 +13,7 @@ import botocore.session
 import pytest
 
 from harness import layout, netns
-from harness.world import World
+from harness.world import SYSTEM_CA_BUNDLE, World
 from harness.zookeeper import four_letter_word
 
 IMDS = "http://169.254.169.254/latest/"
@@ -160,3 +160,21 @@ def test_the_router_mac_stays_when_a_port_with_a_lower_mac_joins_the_bridge(worl
         assert bridge_mac() == before
     finally:
         netns.link_del(world.vpc, port)
+
+
+def test_with_tls_the_apis_answer_over_https_to_clients_trusting_the_agent_bundle():
+    with World(brokers=1, azs=1, tls=True, zookeeper=False) as w:
+        inst = w.instances[0]
+        url = w.endpoints["ec2"]
+        assert url.startswith("https://") and w.endpoints["imds"].startswith("http://")
+        assert inst.agent_env()["AWS_CA_BUNDLE"] == w.ca_bundle
+        with open(w.ca_bundle) as f:
+            assert f.read().count("BEGIN CERTIFICATE") > 1  # the system's roots and ours
+        code = inst.sh("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert",
+                       w.ca_bundle, "-d", "Action=DescribeVolumes&Version=2016-11-15", url + "/")
+        assert code in ("400", "401", "403")  # an AWS error for an unsigned call, over TLS
+        refused = subprocess.run(["nsenter", f"--net=/run/netns/{inst.netns}", "curl", "-s",
+                                  "--cacert", SYSTEM_CA_BUNDLE, url + "/"],
+                                 capture_output=True)
+        assert refused.returncode == 60  # CURLE_PEER_FAILED_VERIFICATION: the CA matters
+        assert len(w.aws("ec2").describe_volumes()["Volumes"]) == 2  # root and broker 0
