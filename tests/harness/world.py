@@ -59,7 +59,7 @@ import threading
 import time
 
 from . import blockdev, layout
-from .netns import (NetError, NetnsThread, ip, ip_batch, link_del, links, netns_add, netns_del,
+from .netns import (NetnsThread, ip, ip_batch, link_del, links, netns_add, netns_del,
                     netns_inode, netns_list, netns_path, netns_pids, tasks_in_netns)
 from .zookeeper import ZooKeeper, four_letter_word
 
@@ -128,6 +128,37 @@ def sweep_stale():
             netns_del(name)
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def _group_members(pgid):
+    """[(pid, state, ppid)] of the processes in process group pgid, read from /proc."""
+    members = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            members.append((int(pid), fields[0], int(fields[1])))
+    return members
+
+
+def _reap_group(pgid, timeout=2.0):
+    """Waits until a killed agent's process group is empty, reaping what was orphaned to us
+    (an agent's mkfs): a zombie would still count as a member. Returns what is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        members = _group_members(pgid)
+        for pid, state, ppid in members:
+            if state == "Z" and ppid == os.getpid():
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+        if not members or time.monotonic() > deadline:
+            return members
+        time.sleep(0.02)
 
 
 def _kill(pid, sig):
@@ -377,6 +408,7 @@ class Instance:
         self._runs = itertools.count(1)
         self.devices = None
         self.config = {}
+        self._overrides = {}
 
     # ---- building --------------------------------------------------------------------------
 
@@ -441,9 +473,11 @@ class Instance:
         }
 
     def configure(self, **overrides):
-        """(Re)writes config.json: the world's defaults, then `overrides` (None removes)."""
-        self.config = {**self.default_config(), **self.config, **overrides}
-        self.config = {k: v for k, v in self.config.items() if v is not None}
+        """(Re)writes config.json: the defaults, then every override given so far (a value of
+        None removes the key, so the binary's own default applies)."""
+        self._overrides.update(overrides)
+        merged = {**self.default_config(), **self._overrides}
+        self.config = {k: v for k, v in merged.items() if v is not None}
         with open(self.config_path, "w") as f:
             json.dump(self.config, f, indent=2)
             f.write("\n")
@@ -493,6 +527,7 @@ class Instance:
             a.kill(signal.SIGKILL, reason)
         for a in list(self.agents):
             a._done.wait(30)
+            _reap_group(a.pgid)
 
     # ---- reading the instance's state --------------------------------------------------------
 
@@ -899,8 +934,8 @@ class World:
                 found.append(f"directory {self.workdir}")
         for inst in self.instances:
             for a in inst.agents:
-                if a.running():
-                    found.append(f"agent {a.args} (process group {a.pgid})")
+                found += [f"process {pid} ({state}) of agent group {a.pgid}"
+                          for pid, state, _ in _group_members(a.pgid)]
         if self.zk and self.zk.proc and self.zk.proc.poll() is None:
             found.append(f"zookeeper pid {self.zk.proc.pid}")
         host_links = json.loads(ip("-j", "link", "show") or "[]")

@@ -22,7 +22,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from harness import layout  # noqa: E402
 from harness.world import World, default_binary  # noqa: E402
 
 STAGES = ["identity", "discover", "claim", "eni", "volume", "network", "properties", "signal"]
@@ -265,7 +264,7 @@ def main(argv=None):
             boot_checks(world, results, checks)
             if not a.no_replace:
                 replace(world, 0, checks, a.timeout)
-            print(f"\nTearing down (namespaces, loop devices, mounts, processes)...")
+            print("\nTearing down (namespaces, loop devices, mounts, processes)...")
     except KeyboardInterrupt:
         print("\ninterrupted: the simulated world was torn down", file=sys.stderr)
         return 130
