@@ -222,10 +222,11 @@ class Gate:
 
     def open(self):
         if self._write_fd is not None:
-            os.close(self._write_fd)
-            self._write_fd = None
+            # The time first: an agent may be done before close() returns.
             self.opened_at_wall = time.time()
             self.opened_at = time.monotonic()
+            os.close(self._write_fd)
+            self._write_fd = None
             for a in self._agents:
                 a.released(self.opened_at)
 
