@@ -44,6 +44,12 @@ static int asg_call(struct aws_ctx *ctx, struct aws_params *params, bool failed,
 		ret = kb_errorf(&call_err, ENOMEM, "out of memory");
 	if (ret == 0)
 		ret = aws_query(ctx, AWS_SERVICE_AUTOSCALING, params, deadline, &resp, &call_err);
+	/* "No active Lifecycle Action found with instance ID i-...": the action was completed
+	 * before (a reboot, a rerun) or timed out; either way nothing is pending any more. */
+	if (ret < 0 && resp && resp->error_code && resp->error_message &&
+	    strcmp(resp->error_code, "ValidationError") == 0 &&
+	    strstr(resp->error_message, "No active Lifecycle Action found"))
+		ret = -EALREADY;
 	if (ret == 0)
 		ret = xml_expect_root(resp->body, resp->body_len, root, &call_err);
 	if (ret < 0)

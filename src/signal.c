@@ -192,6 +192,12 @@ static int send_lifecycle(struct kb_run *run, const struct signal_target *t, boo
 	ret = autoscaling_complete_lifecycle_action(run->aws, t->group, run->cfg->lifecycle_hook,
 						    run->identity.instance_id, proceed,
 						    run->stage_deadline, &run->err);
+	if (ret == -EALREADY) {
+		log_info("signal: no pending lifecycle action %s for this instance (completed "
+			 "before, or timed out): nothing to complete", run->cfg->lifecycle_hook);
+		kb_error_clear(&run->err);
+		return 0;
+	}
 	if (ret < 0)
 		return ret;
 	kb_run_change(run, "completed lifecycle hook %s of %s with %s", run->cfg->lifecycle_hook,

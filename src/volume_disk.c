@@ -364,7 +364,7 @@ int volume_prepare(struct kb_run *run, const char *volume_id, const char *reques
 	const struct kb_config *cfg = run->cfg;
 	struct blockdev_roots roots = {.dev_root = cfg->dev_root, .sysfs_root = cfg->sysfs_root};
 	struct prepare p = {.run = run, .cfg = cfg, .volume_id = volume_id};
-	struct owner owner;
+	struct owner owner = {(uid_t)-1, (gid_t)-1};
 	struct stat st;
 	char *how = NULL;
 	int ret;

@@ -56,6 +56,16 @@ def test_lifecycle_hook_is_abandoned_on_failure_and_continued_on_success(fake, t
     assert [s["status"] for s in fake.signals()] == (["SUCCESS"] if result == "CONTINUE" else [])
 
 
+def test_a_lifecycle_action_completed_before_is_not_a_failure(fake, tmp_path):
+    """A reboot reruns signal --wait-registered: the hook was completed at the first boot."""
+    config = {"on_failure": ["lifecycle"], "lifecycle_hook": HOOK}
+    assert kb(fake, tmp_path, "--success", config=config).returncode == 0
+    r = kb(fake, tmp_path, "--success", config=config)
+    assert r.returncode == 0, r.stderr
+    assert "no pending lifecycle action" in r.stderr
+    assert len(fake.autoscaling_calls()) == 2
+
+
 def test_stack_not_waiting_for_signals_is_not_a_failure(fake, tmp_path):
     fake.set_stack_waiting(STACK_ARN, "BrokerGroup", False)
     r = kb(fake, tmp_path, "--success")

@@ -67,6 +67,7 @@ static void health_and_lifecycle_send_the_models_parameters(void **state)
 	stub_stop(&s);
 }
 
+/* A lifecycle action no longer pending is -EALREADY (done before); the message stays. */
 static void auto_scaling_errors_keep_code_and_message(void **state)
 {
 	const struct stub_reply replies[] = {
@@ -88,7 +89,7 @@ static void auto_scaling_errors_keep_code_and_message(void **state)
 	assert_int_equal(autoscaling_complete_lifecycle_action(ctx, "kafka", "launch",
 							       "i-0123456789abcdef0", true,
 							       deadline_after_ms(10000), &err),
-			 -KB_EAWS);
+			 -EALREADY);
 	assert_non_null(strstr(err.msg, "CONTINUE lifecycle action launch of kafka for "
 					"i-0123456789abcdef0: CompleteLifecycleAction: "
 					"ValidationError: No active Lifecycle Action found"));
