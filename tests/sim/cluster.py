@@ -1,4 +1,4 @@
-"""The simulated cluster: what the README's main command shows (tests/sim/simulate installs,
+"""The simulated cluster: what the README's main command shows (tests/sim/cluster installs,
 builds, then runs this).
 
 It starts ZooKeeper and the fake AWS endpoint in a simulated VPC, boots N instances at the
@@ -15,6 +15,7 @@ Exit status: 0 when every check passed, 1 when one failed, 130 when interrupted.
 is torn down in every case (harness.world).
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from harness.netns import addresses  # noqa: E402
 from harness.world import World, default_binary  # noqa: E402
 
 STAGES = ["identity", "discover", "claim", "eni", "volume", "network", "properties", "signal"]
@@ -68,7 +70,6 @@ def facts(world, inst):
     if eni and not inst.gone:
         link = inst.link_by_mac(eni["mac"])
         if link:
-            from harness.netns import addresses
             addrs = addresses(inst.netns, link["ifname"])
             out["ip"] = f"{link['ifname']} {addrs[0] if addrs else '(no address)'}"
     entry = vol and inst.volumes.get(vol["id"])
@@ -103,7 +104,6 @@ def zookeeper_claims(world):
                 return {}
             claims = {}
             for child in zk.get_children(base):
-                import json
                 data, _ = zk.get(f"{base}/{child}")
                 try:
                     claims[child] = json.loads(data).get("instance_id")
