@@ -160,7 +160,8 @@ def test_signal_alone_refuses_a_server_properties_that_is_not_written_yet(world,
     before = os.stat(path)
     r, failed = failed_prerequisite(inst, "signal")
     assert failed["name"] == "properties"
-    assert "broker.id" in failed["error"] and "run the properties stage" in failed["error"]
+    assert "broker.id is 7, not 0" in failed["error"], failed["error"]
+    assert "differs from what the properties stage writes" in failed["error"]
     assert os.stat(path).st_mtime_ns == before.st_mtime_ns
     assert inst.run().exit_code == 0
     with open(path) as f:
