@@ -12,7 +12,7 @@ import pytest
 from harness.kafka import StandInKafka
 from harness.world import World
 from observe import (NetlinkWatch, e2e_fixture, java_properties, link_of_mac, mount_at,
-                     mutations, signals_of, snapshot, stage_outcomes)
+                     mutations, network, signals_of, snapshot, stage_outcomes)
 
 STAGES = ["identity", "discover", "claim", "eni", "volume", "network", "properties", "signal"]
 
@@ -166,3 +166,15 @@ def test_signal_alone_refuses_a_server_properties_that_is_not_written_yet(world,
     assert inst.run().exit_code == 0
     with open(path) as f:
         assert f.read() == good
+
+
+def test_a_stage_alone_reads_its_prerequisites_live_not_from_the_last_run(world, inst):
+    """status.json says every stage is in place; the rule is gone all the same."""
+    assert inst.run().exit_code == 0
+    inst.sh("ip", "rule", "del", "priority", "10001")
+    r, failed = failed_prerequisite(inst, "properties")
+    assert failed["name"] == "network"
+    assert "is not configured yet" in failed["error"] and "RTM_NEWRULE" in failed["error"]
+    assert not any(rule.get("priority") == 10001
+                   for rule in network(inst)["rules"]), "a prerequisite was repaired"
+    assert inst.run().exit_code == 0
