@@ -16,11 +16,11 @@ import threading
 from harness import layout
 from harness.kafka import vpc_client
 from harness.netns import netns_path
+from harness.world import World
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOAD_PROPERTIES = os.path.join(TESTS, "properties", "LoadProperties.java")
-MANAGED_KEYS = ["broker.id", "broker.rack", "listeners", "advertised.listeners", "log.dirs",
-                "zookeeper.connect"]
+STAGES = ["identity", "discover", "claim", "eni", "volume", "network", "properties", "signal"]
 EC2_MUTATIONS = {"AttachNetworkInterface", "AttachVolume", "DetachNetworkInterface",
                  "DetachVolume"}
 
@@ -39,6 +39,14 @@ def e2e_fixture(brokers, azs, instances=0, extra_roles=None):
         resource["count"] = None
     fx["roles"].update(extra_roles or {})
     return fx
+
+
+def e2e_world(brokers, azs, instances, extra_roles=None):
+    """A World on e2e_fixture whose agents are configured as shipped: SUCCESS comes from
+    `signal --wait-registered` (the harness's own default is success_signal=run)."""
+    return World(brokers=brokers, azs=azs,
+                 fixture=e2e_fixture(brokers, azs, instances, extra_roles),
+                 config={"success_signal": None})
 
 
 # ---- the network, through iproute2 ---------------------------------------------------------
@@ -227,6 +235,18 @@ def snapshot(world, inst):
     return {"zookeeper": zk_tree(world), "ec2": attachments(world), "network": network(inst),
             "mounts": mounts(inst), "server.properties": file_facts(inst.properties_path),
             "status.json": file_facts(inst.status_path)}
+
+
+def status_json(inst):
+    """`kafka-bootstrap status --json`, run in the instance with its configuration."""
+    r = inst.run(["status", "--json"])
+    assert r.exit_code == 0, r
+    return json.loads(r.stdout)
+
+
+def without_status(snap):
+    """A snapshot less status.json, which every run rewrites (it is that run's report)."""
+    return {k: v for k, v in snap.items() if k != "status.json"}
 
 
 def stage_outcomes(result):

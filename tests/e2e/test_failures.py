@@ -13,8 +13,7 @@ import pytest
 
 from harness import layout
 from harness.loopdev import blkid_probe, make_gpt
-from harness.world import World
-from observe import e2e_fixture, health_calls_of, mount_at, signals_of
+from observe import e2e_world, health_calls_of, mount_at, signals_of
 
 NO_ATTACH_VOLUME = "kafka-broker-without-attach-volume"
 AZS = [az for az, _ in layout.US_EAST_1_AZS[:5]]
@@ -23,8 +22,7 @@ AZS = [az for az, _ in layout.US_EAST_1_AZS[:5]]
 @pytest.fixture(scope="module")
 def world():
     role = [a for a in layout.BROKER_ROLE_ACTIONS if a != "ec2:AttachVolume"]
-    with World(brokers=5, azs=5, fixture=e2e_fixture(5, 5, 0, {NO_ATTACH_VOLUME: role}),
-               config={"success_signal": None}) as w:
+    with e2e_world(5, 5, 0, {NO_ATTACH_VOLUME: role}) as w:
         yield w
 
 

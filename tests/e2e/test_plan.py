@@ -5,14 +5,12 @@ same before and after; its output says what `run` would claim, attach, mount, ro
 write; its attach calls go out with DryRun=true, which proves the role may make them."""
 import pytest
 
-from harness.world import World
-from observe import NetlinkWatch, e2e_fixture, mutations, snapshot
+from observe import NetlinkWatch, e2e_world, mutations, snapshot
 
 
 @pytest.fixture(scope="module")
 def world():
-    with World(brokers=1, azs=1, fixture=e2e_fixture(1, 1, 1),
-               config={"success_signal": None}) as w:
+    with e2e_world(1, 1, 1) as w:
         yield w
 
 

@@ -6,14 +6,13 @@ names the broken stage first; after a failure at a stage it completes the rest.
 attachments and the calls the run made, `ip -j` in the namespace plus every rtnetlink
 notification while the run ran, findmnt (with mount IDs), server.properties' bytes, inode and
 mtime."""
-import json
 import subprocess
 
 import pytest
 
-from harness.world import World
-from observe import (NetlinkWatch, actions, claim_nodes, e2e_fixture, java_properties,
-                     mount_at, mutations, network, snapshot, stage_outcomes)
+from observe import (NetlinkWatch, actions, claim_nodes, e2e_world, java_properties, mount_at,
+                     mutations, network, snapshot, stage_outcomes, status_json,
+                     without_status)
 
 ALL_OK = {"identity": "ok", "discover": "ok", "claim": "ok", "eni": "ok", "volume": "ok",
           "network": "ok", "properties": "ok", "signal": "skipped"}
@@ -21,30 +20,13 @@ ALL_OK = {"identity": "ok", "discover": "ok", "claim": "ok", "eni": "ok", "volum
 
 @pytest.fixture(scope="module")
 def world():
-    with World(brokers=3, azs=3, fixture=e2e_fixture(3, 3, 3),
-               config={"success_signal": None}) as w:
+    with e2e_world(3, 3, 3) as w:
         yield w
-
-
-@pytest.fixture(scope="module")
-def inst(world):
-    """Instance 0 after a successful first run."""
-    i = world.instances[0]
-    r = i.run()
-    assert r.exit_code == 0, r
-    return i
-
-
-def without_status(snap):
-    """A snapshot less status.json, which every run rewrites (it is that run's report)."""
-    return {k: v for k, v in snap.items() if k != "status.json"}
 
 
 def live_states(inst):
     """`status --json`'s live check: {stage: state} of the stages not in place."""
-    r = inst.run(["status", "--json"])
-    assert r.exit_code == 0, r
-    return {s["name"]: s["state"] for s in json.loads(r.stdout)["stages"]
+    return {s["name"]: s["state"] for s in status_json(inst)["stages"]
             if s["state"] != "in place"}
 
 

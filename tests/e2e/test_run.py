@@ -8,19 +8,15 @@ import time
 import pytest
 
 from harness.kafka import StandInKafka, endpoints_of
-from harness.world import World
-from observe import (actions, claim_nodes, e2e_fixture, health_calls_of, ip_json,
+from observe import (STAGES, actions, claim_nodes, e2e_world, health_calls_of, ip_json,
                      java_properties, link_of_mac, mount_at, network, signals_of,
                      stage_outcomes)
-
-STAGES = ["identity", "discover", "claim", "eni", "volume", "network", "properties", "signal"]
 
 
 @pytest.fixture(scope="module")
 def world():
-    # Two AZs, one broker and one instance each; success_signal as shipped (registered).
-    with World(brokers=2, azs=2, fixture=e2e_fixture(2, 2, 2),
-               config={"success_signal": None}) as w:
+    # Two AZs, one broker and one instance each.
+    with e2e_world(2, 2, 2) as w:
         yield w
 
 
