@@ -12,6 +12,7 @@ import os
 import queue
 import subprocess
 import threading
+import time
 
 from harness import layout
 from harness.kafka import vpc_client
@@ -75,7 +76,8 @@ class NetlinkWatch:
     namespace while the block runs, read by `ip monitor`: a command that 'replaces' a route
     with an identical one leaves no trace in a snapshot, but it does here. The monitor is
     known to listen once it reported a marker change (an address added to and removed from
-    lo); a second marker closes the window."""
+    lo, again until it shows: the monitor subscribes some time after it started); a second
+    marker closes the window."""
 
     MARKER = "127.0.0.77/32"
 
@@ -84,17 +86,24 @@ class NetlinkWatch:
         self.events = []
         self._lines = queue.Queue()
 
-    def _marker(self):
-        for verb in ("add", "del"):
-            self.inst.sh("ip", "addr", verb, self.MARKER, "dev", "lo")
+    def _marker(self, timeout=10):
         got = []
-        while True:
-            line = self._lines.get(timeout=10)
-            if line is None:
-                raise RuntimeError("ip monitor ended: " + "".join(got))
-            got.append(line)
-            if line.startswith("Deleted") and self.MARKER in line:
-                return got
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for verb in ("add", "del"):
+                self.inst.sh("ip", "addr", verb, self.MARKER, "dev", "lo")
+            retry_at = min(deadline, time.monotonic() + 0.5)
+            while (left := retry_at - time.monotonic()) > 0:
+                try:
+                    line = self._lines.get(timeout=left)
+                except queue.Empty:
+                    break
+                if line is None:
+                    raise RuntimeError("ip monitor ended: " + "".join(got))
+                got.append(line)
+                if line.startswith("Deleted") and self.MARKER in line:
+                    return got
+        raise RuntimeError(f"ip monitor did not report a change within {timeout} s")
 
     def __enter__(self):
         self._proc = subprocess.Popen(
