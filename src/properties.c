@@ -687,8 +687,9 @@ static int record_changes(struct kb_run *run, const char *current, size_t curren
 
 		if (!was || strcmp(was, m[i].value) != 0) {
 			if (run->prerequisite)
-				ret = kb_errorf(&run->err, ENOENT, "%s differs from what the properties "
-						"stage writes: %s is %s, not %s: run it", path, m[i].key,
+				ret = kb_errorf(&run->err, ENOENT,
+						"%s differs from what the properties stage writes: "
+						"%s is %s, not %s: run that stage", path, m[i].key,
 						was ? was : "unset", m[i].value);
 			else
 				kb_run_change(run, "%s: set %s=%s (was %s)", path, m[i].key,
@@ -699,8 +700,8 @@ static int record_changes(struct kb_run *run, const char *current, size_t curren
 	}
 	if (!any && run->prerequisite)
 		ret = kb_errorf(&run->err, ENOENT, "%s differs from what the properties stage "
-				"writes (%s): run it", path, current ? "other lines, mode 0640 or group differ"
-						       : "no file");
+				"writes (%s): run that stage", path,
+				current ? "other lines, mode 0640 or group differ" : "no file");
 	else if (!any)
 		kb_run_change(run, "%s: rewrite (%s)", path,
 			      current ? "other lines, mode 0640 or group differ" : "new file");
