@@ -255,15 +255,15 @@ def signal_checks(kafka, instances, results, by_instance, checks):
                  ", ".join(f"{r.instance_id}: {r.exit_code}" for r in results if r.exit_code))
     checks.check(set(by_instance) == {i.id for i in instances},
                  "every instance signalled SUCCESS", f"{len(by_instance)} of {len(instances)}")
-    late = []
+    early = []
     for inst in instances:
         broker_id, _ = advertised(inst)
         sent = by_instance.get(inst.id)
         registered = kafka.registered_at.get(broker_id)
         if sent and (registered is None or sent["time"] < registered):
-            late.append(inst.id)
-    checks.check(not late, "each SUCCESS after its broker's registration",
-                 f"before it: {', '.join(late)}")
+            early.append(inst.id)
+    checks.check(not early, "each SUCCESS after its broker's registration",
+                 f"before it: {', '.join(early)}")
 
 
 def holder_of(world, broker_id):

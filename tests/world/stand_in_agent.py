@@ -9,7 +9,7 @@ IMDS at 169.254.169.254, the AWS_ENDPOINT_URL_* variables, the instance's config
 `ip`, `blkid`, `mkfs.*`, `mount` inside the instance's network namespace.
 
     stand_in_agent.py run --config /path/to/config.json
-    stand_in_agent.py signal --wait-registered --config /path/to/config.json
+    stand_in_agent.py signal --config /path/to/config.json --wait-registered
 
 As the tool does, `run` sends SUCCESS itself only with success_signal "run"; otherwise
 `signal --wait-registered` sends it once /brokers/ids/<id> holds the advertised endpoints.
