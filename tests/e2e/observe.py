@@ -3,8 +3,8 @@ instance, read with other tools than the one under test (iproute2, findmnt, java
 Properties, kazoo, the fake's own records), and a snapshot of all of it to prove that a
 command changed nothing, or exactly one thing.
 
-Nothing here parses kafka-bootstrap's own output except status.json, which is one of the
-files it writes.
+The effects are never taken from kafka-bootstrap's own account: status.json and
+`status --json` are read only where they are what a test checks.
 """
 import hashlib
 import json
