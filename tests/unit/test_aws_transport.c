@@ -236,8 +236,7 @@ static void rig_stop(struct rig *r)
 	aws_response_free(r->out);
 	aws_ctx_free(r->ctx);
 	imds_client_free(r->imds);
-	if (r->imds_server)
-		stub_stop(r->imds_server);
+	stub_stop(r->imds_server);
 	stub_stop(r->ec2);
 }
 
