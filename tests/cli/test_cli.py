@@ -100,12 +100,24 @@ def test_bad_environment_value_exits_78_naming_the_variable(tmp_path):
     assert "KAFKA_BOOTSTRAP_CLAIM_GRACE_PERIOD_S" in r.stderr
 
 
+OFFLINE = {"AWS_EC2_METADATA_DISABLED": "true"}
+
+
 def test_status_before_any_run_says_so_and_succeeds(tmp_path):
-    r = kb("status", "--set", f"status_file={tmp_path}/status.json")
-    assert r.returncode == 0
+    r = kb("status", "--set", f"status_file={tmp_path}/status.json", env=OFFLINE)
+    assert r.returncode == 0, r.stderr
     assert "no run recorded" in r.stdout
-    r = kb("status", "--json", "--set", f"status_file={tmp_path}/status.json")
-    assert json.loads(r.stdout) == {"schema": 1, "last_run": None}
+    r = kb("status", "--json", "--set", f"status_file={tmp_path}/status.json", env=OFFLINE)
+    report = json.loads(r.stdout)
+    assert report["schema"] == 1 and report["last_run"] is None
+
+
+def test_status_without_instance_metadata_says_where_the_live_check_stopped(tmp_path):
+    r = kb("status", "--json", "--set", f"status_file={tmp_path}/status.json", env=OFFLINE)
+    stages = {s["name"]: s for s in json.loads(r.stdout)["stages"]}
+    assert stages["identity"]["state"] == "failed"
+    assert "disabled" in stages["identity"]["detail"]
+    assert stages["claim"]["state"] == "not checked"
 
 
 def test_status_reports_the_last_run_stage_by_stage(tmp_path):
@@ -121,11 +133,10 @@ def test_status_reports_the_last_run_stage_by_stage(tmp_path):
         ],
     }
     (tmp_path / "status.json").write_text(json.dumps(status))
-    r = kb("status", "--set", f"status_file={tmp_path}/status.json")
+    r = kb("status", "--set", f"status_file={tmp_path}/status.json", env=OFFLINE)
     assert r.returncode == 0
-    assert "exit 10 (NO_ID)" in r.stdout
-    assert re.search(r"claim\s+failed\s+40 ms\s+no broker id available", r.stdout)
-    r = kb("status", "--json", "--set", f"status_file={tmp_path}/status.json")
+    assert "exit 10 (NO_ID): stage claim: no broker id available" in r.stdout
+    r = kb("status", "--json", "--set", f"status_file={tmp_path}/status.json", env=OFFLINE)
     assert json.loads(r.stdout)["last_run"] == status
 
 
