@@ -3,12 +3,15 @@
  *
  * An ENI attached to another instance is waited for (bounded) only while that instance is
  * shutting down, terminated or not known to EC2 yet, and taken from a stopped one only with
- * take_over_stopped. It is never detached from a pending, running or stopping instance. */
+ * take_over_stopped. It is never detached from a pending, running or stopping instance, and
+ * never one of two ENIs carrying the same tag is picked. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kb/deadline.h"
+#include "kb/discover.h"
 #include "kb/ec2.h"
 #include "kb/log.h"
 #include "kb/stages.h"
@@ -240,6 +243,35 @@ static int timed_out(struct eni_job *job)
 			 job->attached_by_us ? " after our attach succeeded" : "");
 }
 
+/* Two ENIs with the broker's tag (discover offered the id to no new claim, but this instance
+ * held it already): which address its clients know is for an operator to say. */
+static int check_unique(struct kb_run *run)
+{
+	const struct ec2_eni_list *list = run->enis;
+	char listed[KB_ERROR_MAX] = "";
+	size_t count = 0, used = 0;
+
+	for (size_t i = 0; list && i < list->count; i++) {
+		const struct ec2_eni *e = &list->items[i];
+
+		if (discover_tag_id(run->cfg, e->tags, e->tag_count) != run->broker->id)
+			continue;
+		count++;
+		/* Cut at the buffer's end: the message says how many there are anyway. */
+		if (used < sizeof(listed))
+			used += (size_t)snprintf(listed + used, sizeof(listed) - used,
+						 "%s%s (%s, %s, attached to %s)", count > 1 ? ", " : "",
+						 e->id, e->az ? e->az : "?", e->status ? e->status : "?",
+						 owner_of(e) ? owner_of(e) : "none");
+	}
+	if (count <= 1)
+		return 0;
+	return kb_errorf(&run->err, KB_EHELD, "%zu ENIs carry %s=%s%d: %s. Refusing to guess which "
+			 "one is broker %d's address: remove or retag all but one", count,
+			 run->cfg->tag_key, run->cfg->tag_prefix, run->broker->id, listed,
+			 run->broker->id);
+}
+
 /* Read only: the ENI must be attached here already. */
 static int check_attached(struct kb_run *run, const struct ec2_eni *eni)
 {
@@ -267,6 +299,9 @@ int eni_stage(struct kb_run *run)
 		return kb_errorf(&run->err, KB_EHELD, "%s is in %s, this instance in %s: an ENI "
 				 "attaches only within its availability zone", job.eni->id,
 				 job.eni->az, run->identity.az);
+	ret = check_unique(run);
+	if (ret < 0)
+		return ret;
 	if (run->prerequisite)
 		return check_attached(run, job.eni);
 	for (;;) {

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kb/deadline.h"
+#include "kb/discover.h"
 #include "kb/ec2.h"
 #include "kb/log.h"
 #include "kb/stages.h"
@@ -38,19 +39,6 @@ struct attach {
 	char *waiting_for;              /* why the last decision was STEP_WAIT */
 	bool detach_requested;
 };
-
-static bool is_brokers_volume(const struct kb_config *cfg, const struct ec2_volume *v, int id)
-{
-	const char *value = ec2_tag_value(v->tags, v->tag_count, cfg->tag_key);
-	size_t plen = strlen(cfg->tag_prefix);
-	char *end;
-	long n;
-
-	if (!value || strncmp(value, cfg->tag_prefix, plen) != 0 || value[plen] == '\0')
-		return false;
-	n = strtol(value + plen, &end, 10);
-	return *end == '\0' && n == id;
-}
 
 static void describe_volume(const struct ec2_volume *v, char *buf, size_t len)
 {
@@ -75,7 +63,8 @@ static int check_unique(struct kb_run *run)
 	for (size_t i = 0; list && i < list->count; i++) {
 		char one[256];
 
-		if (!is_brokers_volume(run->cfg, &list->items[i], run->broker_id))
+		if (discover_tag_id(run->cfg, list->items[i].tags, list->items[i].tag_count) !=
+		    run->broker_id)
 			continue;
 		count++;
 		describe_volume(&list->items[i], one, sizeof(one));

@@ -1,5 +1,7 @@
 """The whole volume stage against the fake EC2: attach when available, wait for a dying owner,
 refuse a live one (exit 13), refuse another AZ and two volumes with one tag, plan with DryRun.
+The driver runs the real discover stage first (the fixture tags an ENI for every volume's id),
+then plays the claim of id 3.
 
 The fake's attach hook plays udev: when a volume reads attached to our instance, its by-id
 link appears in the test's /dev tree, pointing at the loop device that is "the volume"."""
@@ -18,8 +20,17 @@ COPY = "vol-0000000000000a004"
 KEY = ("AKIAVOLUMETEST000001", "VolumeTestSecretKey/with+chars/000000000")
 AZ = "us-east-1a"
 
-# What the CloudFormation template grants a broker (the actions this stage may use).
-BROKER_ACTIONS = ["ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:AttachVolume"]
+# What the CloudFormation template grants a broker (the actions discover and this stage use).
+BROKER_ACTIONS = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes",
+                  "ec2:DescribeInstances", "ec2:AttachVolume"]
+
+
+def enis_for(volumes):
+    """One ENI in us-east-1a tagged like each volume, as discover needs for a candidate."""
+    names = sorted({v["tags"]["Name"] for v in volumes})
+    return [{"id": f"eni-0000000000000e{n:03x}", "subnet": "subnet-0000000000000a000",
+             "tags": {"Name": name, "kafka-bootstrap:cluster": "test"}}
+            for n, name in enumerate(names)]
 
 
 def fixture(volumes, instances=(), delays=None):
@@ -36,7 +47,7 @@ def fixture(volumes, instances=(), delays=None):
                          "role": "kafka-broker", "session_name": "volume-tests"}],
         "instances": [{"id": ME, "subnet": "subnet-0000000000000a000", "role": "kafka-broker"},
                       *instances],
-        "network_interfaces": [],
+        "network_interfaces": enis_for(volumes),
         "volumes": volumes,
         "delays": {"volume_attach_s": 0.3, "volume_detach_s": 0.3, "shutting_down_s": 0.5,
                    **(delays or {})},
