@@ -20,10 +20,7 @@
  * one costs one DescribeNetworkInterfaces a second. */
 #define POLL_FIRST_MS 100
 #define POLL_CAP_MS 1000
-/* InvalidNetworkInterface.InUse races before the error is believed. */
-#define BUSY_RETRIES 3
-
-enum step { STEP_WAIT, STEP_DONE, STEP_AGAIN };
+enum step { STEP_WAIT, STEP_DONE };
 
 struct eni_job {
 	struct kb_run *run;
@@ -34,7 +31,6 @@ struct eni_job {
 	bool attached_by_us;
 	bool detach_sent;
 	bool wait_logged;
-	int busy;
 };
 
 static bool eq(const char *a, const char *b)
@@ -116,12 +112,17 @@ static int attach(struct eni_job *job)
 					   cfg->eni_device_index, cfg->network_card_index, plan,
 					   run->stage_deadline, &attachment_id, &run->err);
 	free(attachment_id);
-	if (ret == -EBUSY && ++job->busy <= BUSY_RETRIES) {
-		/* Another instance attached it first, or Describe was stale: look again. */
-		log_info("eni: attach %s: %s; describing it again", job->eni->id, run->err.msg);
+	if (ret == -EBUSY && strstr(run->err.msg, "InvalidNetworkInterface.InUse")) {
+		/* Another instance attached it first, or Describe was stale. Asking again at once
+		 * gets the same answer: the next Describe, one poll interval later, says who holds
+		 * it and the usual rules decide, until the stage's deadline. */
+		log_info("eni: attach %s: %s; looking again", job->eni->id, run->err.msg);
 		kb_error_clear(&run->err);
-		return STEP_AGAIN;
+		return STEP_WAIT;
 	}
+	if (ret == -EBUSY)
+		kb_error_prefix(&run->err, "device index %d is taken on this instance (set "
+				"eni_device_index to a free one)", cfg->eni_device_index);
 	if (ret < 0) {
 		kb_error_prefix(&run->err, "attach %s to %s at device index %d", job->eni->id,
 				run->identity.instance_id, cfg->eni_device_index);
@@ -214,7 +215,7 @@ static int other_owner(struct eni_job *job, const char *owner)
 	return ret;
 }
 
-/* One look at the ENI: done, wait and look again, or look again at once. */
+/* One look at the ENI: done, or wait and look again. */
 static int step(struct eni_job *job)
 {
 	const struct ec2_eni *eni = job->eni;
@@ -308,7 +309,7 @@ int eni_stage(struct kb_run *run)
 		ret = step(&job);
 		if (ret < 0 || ret == STEP_DONE)
 			break;
-		if (ret == STEP_WAIT && !poll_sleep(&job)) {
+		if (!poll_sleep(&job)) {
 			ret = timed_out(&job);
 			break;
 		}

@@ -288,6 +288,25 @@ def test_an_in_use_race_is_described_again_and_decided_by_the_same_rules(make_wo
     assert [r["http_status"] for r in world.calls("AttachNetworkInterface")] == [400, 200]
 
 
+def test_an_in_use_answer_while_describe_is_stale_is_looked_at_again_after_a_pause(make_world):
+    """Describe lags 1 s behind another instance's attach: it reads available, the attach
+    says InUse. Each answer is followed by a poll interval and a new Describe, not by the
+    next attach at once; once Describe catches up the owner reads running: 13, not 70."""
+    world = make_world(describe_stale_s=1.0)
+    world.fake.world.attach_eni(FREE_ENI, RUNNING, 2, 0)
+    code, stages, log = world.kb_eni(FREE_ENI)
+    assert code == 13, log
+    assert stages["eni"]["error"].startswith(f"{FREE_ENI} is attached to {RUNNING}, which is "
+                                             "running"), stages["eni"]["error"]
+    attaches = world.calls("AttachNetworkInterface")
+    assert attaches and all(a["error_code"] == "InvalidNetworkInterface.InUse"
+                            for a in attaches), attaches
+    gaps = [b["time"] - a["time"] for a, b in zip(attaches, attaches[1:])]
+    assert all(gap >= 0.09 for gap in gaps), gaps
+    assert world.calls("DetachNetworkInterface") == []
+    assert world.eni(FREE_ENI)["attachment"]["instance_id"] == RUNNING
+
+
 def test_plan_proves_the_attach_with_dry_run_and_attaches_nothing(make_world):
     world = make_world()
     code, stages, log = world.kb_eni(FREE_ENI, "--plan", "--then-network")
