@@ -166,6 +166,13 @@ void claim_free(struct claim *claim)
 	free(claim);
 }
 
+bool claim_taken_from_stopped(const struct claim *claim, const char *instance_id)
+{
+	return claim && claim->how == CLAIM_TAKEN_OVER && claim->previous_owner && instance_id &&
+	       claim->previous_state == CLAIM_OWNER_STOPPED &&
+	       strcmp(claim->previous_owner, instance_id) == 0;
+}
+
 static int dup_opt(char **slot, const char *value)
 {
 	*slot = NULL;

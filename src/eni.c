@@ -3,13 +3,15 @@
  *
  * An ENI attached to another instance is waited for (bounded) only while that instance is
  * shutting down, terminated or not known to EC2 yet, and taken from a stopped one only with
- * take_over_stopped. It is never detached from a pending, running or stopping instance, and
- * never one of two ENIs carrying the same tag is picked. */
+ * take_over_stopped, and only from the instance the claim was taken over from. It is never
+ * detached from a pending, running or stopping instance, and of two ENIs carrying the same
+ * tag neither is picked. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kb/claim.h"
 #include "kb/deadline.h"
 #include "kb/discover.h"
 #include "kb/ec2.h"
@@ -204,12 +206,17 @@ static int other_owner(struct eni_job *job, const char *owner)
 				 job->eni->id, owner, state);
 			job->wait_logged = true;
 		}
-	} else if (eq(state, "stopped") && run->cfg->take_over_stopped) {
+	} else if (eq(state, "stopped") && run->cfg->take_over_stopped &&
+		   claim_taken_from_stopped(run->claim, owner)) {
+		/* Read just now, right before the detach: still stopped. */
 		ret = take_from_stopped(job, owner);
 	} else {
 		ret = kb_errorf(&run->err, KB_EHELD, "%s is attached to %s, which is %s: an ENI "
 				"is never taken from a %s instance%s", job->eni->id, owner, state,
-				state, eq(state, "stopped") ? " without take_over_stopped" : "");
+				state, !eq(state, "stopped") ? ""
+				: !run->cfg->take_over_stopped ? " without take_over_stopped"
+				: " other than the one this run took the broker id from "
+				  "(take_over_stopped)");
 	}
 	free(state);
 	return ret;

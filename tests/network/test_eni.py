@@ -267,13 +267,35 @@ def test_a_stopped_owner_keeps_its_eni_unless_take_over_stopped(make_world):
         "take_over_stopped" in stages["eni"]["error"]
     assert world.calls("DetachNetworkInterface") == []
 
-    code, stages, log = world.kb_eni(STOPPED_ENI,
+    code, stages, log = world.kb_eni(STOPPED_ENI, "--taken-over-from", STOPPED,
                                      env={"KAFKA_BOOTSTRAP_TAKE_OVER_STOPPED": "true"})
     assert code == 0, log
     assert stages["eni"]["changes"][0] == \
         f"detach {STOPPED_ENI} from stopped {STOPPED} (take_over_stopped)"
     assert len(world.calls("DetachNetworkInterface")) == 1
     assert world.eni(STOPPED_ENI)["attachment"]["instance_id"] == ME
+
+
+@pytest.mark.parametrize("claim", [[], ["--taken-over-from", DOOMED]],
+                         ids=["held-already", "taken-over-from-another"])
+def test_take_over_stopped_never_detaches_from_a_stopped_instance_the_claim_was_not_taken_from(
+        make_world, claim):
+    """take_over_stopped may sit in config.d for good: it lets the stage detach only from the
+    stopped instance this run took the broker id from."""
+    world = make_world(eni_attach_s=0.2)
+    world.fake.stop_instance(STOPPED)
+    time.sleep(0.3)
+    for plan in ([], ["--plan"]):
+        code, stages, log = world.kb_eni(STOPPED_ENI, *claim, *plan,
+                                         env={"KAFKA_BOOTSTRAP_TAKE_OVER_STOPPED": "true"})
+        assert code == 13, log
+        assert stages["eni"]["error"] == (
+            f"{STOPPED_ENI} is attached to {STOPPED}, which is stopped: an ENI is never taken "
+            "from a stopped instance other than the one this run took the broker id from "
+            "(take_over_stopped)")
+    assert world.calls("DetachNetworkInterface") == []
+    assert world.calls("AttachNetworkInterface") == []
+    assert world.eni(STOPPED_ENI)["attachment"]["instance_id"] == STOPPED
 
 
 def test_an_in_use_race_is_described_again_and_decided_by_the_same_rules(make_world):
