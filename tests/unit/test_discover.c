@@ -50,6 +50,17 @@ static struct kb_config *config(const char *cluster, bool manage_volume, int bro
 	return cfg;
 }
 
+/* discover_candidates, which must succeed: the candidates, *n of them. */
+static struct kb_broker *discover(const struct kb_config *cfg, const struct ec2_eni_list *enis,
+				  const struct ec2_volume_list *vols, size_t *n)
+{
+	struct kb_error err = {{0}};
+	struct kb_broker *out = NULL;
+
+	assert_int_equal(discover_candidates(cfg, AZ, enis, vols, &out, n, &err), 0);
+	return out;
+}
+
 static void only_well_tagged_enis_of_this_az_and_cluster_are_candidates(void **state)
 {
 	struct ec2_eni e[] = {
@@ -102,12 +113,11 @@ static void with_volumes_an_id_needs_both_its_eni_and_its_volume(void **state)
 	struct ec2_eni_list enis = {e, 3};
 	struct ec2_volume_list vols = {v, 4};
 	struct kb_config *cfg = config("", true, 0);
-	struct kb_error err = {{0}};
-	struct kb_broker *out = NULL;
+	struct kb_broker *out;
 	size_t n = 0;
 
 	(void)state;
-	assert_int_equal(discover_candidates(cfg, AZ, &enis, &vols, &out, &n, &err), 0);
+	out = discover(cfg, &enis, &vols, &n);
 	assert_int_equal(n, 2);
 	assert_int_equal(out[0].id, 0);
 	assert_string_equal(out[0].volume->id, "vol-0");
@@ -123,12 +133,11 @@ static void an_id_on_two_enis_is_marked_ambiguous_and_the_other_ids_stay_candida
 			      eni("eni-5", AZ, 6)};
 	struct ec2_eni_list enis = {e, 4};
 	struct kb_config *cfg = config("blue", false, 0);
-	struct kb_error err = {{0}};
-	struct kb_broker *out = NULL;
+	struct kb_broker *out;
 	size_t n = 0;
 
 	(void)state;
-	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, &err), 0);
+	out = discover(cfg, &enis, NULL, &n);
 	assert_int_equal(n, 3);
 	assert_int_equal(out[0].id, 0);
 	assert_false(out[0].ambiguous);
@@ -152,12 +161,11 @@ static void an_id_on_two_volumes_is_marked_ambiguous_and_the_other_ids_stay_cand
 	struct ec2_eni_list enis = {e, 3};
 	struct ec2_volume_list vols = {v, 4};
 	struct kb_config *cfg = config("", true, 0);
-	struct kb_error err = {{0}};
-	struct kb_broker *out = NULL;
+	struct kb_broker *out;
 	size_t n = 0;
 
 	(void)state;
-	assert_int_equal(discover_candidates(cfg, AZ, &enis, &vols, &out, &n, &err), 0);
+	out = discover(cfg, &enis, &vols, &n);
 	assert_int_equal(n, 3);
 	assert_int_equal(out[0].id, 0);
 	assert_string_equal(out[0].volume->id, "vol-0");

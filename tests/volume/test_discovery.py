@@ -26,6 +26,16 @@ def assert_found(world, proc, loop):
     assert world.mounted_device() is not None
 
 
+def run_while(world, udev):
+    """Runs the stage for VOL (20 s deadline) while udev() changes the /dev tree."""
+    thread = threading.Thread(target=udev)
+    thread.start()
+    try:
+        return world.run(3, VOL, deadline_ms=20000)
+    finally:
+        thread.join()
+
+
 def test_found_through_the_by_id_link(world):
     loop = ready_volume(world)
     world.link_by_id(VOL, loop)
@@ -101,12 +111,7 @@ def test_a_stale_by_id_link_to_another_volumes_device_is_passed_over_until_ours_
         os.symlink(ours.path, link + ".new")
         os.rename(link + ".new", link)
 
-    thread = threading.Thread(target=udev)
-    thread.start()
-    try:
-        proc = world.run(3, VOL, deadline_ms=20000)
-    finally:
-        thread.join()
+    proc = run_while(world, udev)
     assert_found(world, proc, ours)
     assert f"{theirs.path}, an NVMe device whose serial is not {SERIAL}" in proc.stderr
 
@@ -131,12 +136,7 @@ def test_device_appearing_late_is_found_on_the_dev_tree_notification(world):
         world.link_by_id(VOL, loop)
         linked_at.append(time.monotonic())
 
-    thread = threading.Thread(target=udev)
-    thread.start()
-    try:
-        proc = world.run(3, VOL, deadline_ms=20000)
-    finally:
-        thread.join()
+    proc = run_while(world, udev)
     latency = time.monotonic() - linked_at[0]
     assert_found(world, proc, loop)
     assert latency < 0.6, latency
