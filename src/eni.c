@@ -22,6 +22,7 @@
  * one costs one DescribeNetworkInterfaces a second. */
 #define POLL_FIRST_MS 100
 #define POLL_CAP_MS 1000
+
 enum step { STEP_WAIT, STEP_DONE };
 
 struct eni_job {
