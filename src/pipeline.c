@@ -418,7 +418,9 @@ int pipeline_run(const struct pipeline_options *opts)
 	if (opts->only_stage < 0 || opts->only_stage == STAGE_SIGNAL)
 		run_stage(&run, STAGE_SIGNAL);
 	if (run.failed_stage >= 0) {
-		exit_code = kb_exit_code(run.failure);
+		/* Asking for a stage whose earlier ones are not in place is a usage error: neither
+		 * "no id" nor "internal" would be true. */
+		exit_code = unmet_prerequisite(&run) ? KB_EXIT_USAGE : kb_exit_code(run.failure);
 		failure_hint(&run, exit_code, hint, sizeof(hint));
 		/* The console too: `aws ec2 get-console-output` shows it without SSH. */
 		log_error("%s failed in stage %s (exit %d %s): %s; what to do: %s", opts->command,

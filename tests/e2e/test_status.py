@@ -94,7 +94,7 @@ def test_each_stage_alone_after_success_reads_the_live_system_and_changes_nothin
 def failed_prerequisite(inst, stage):
     """Runs `--stage stage`; returns (result, the failed stage's entry)."""
     r = inst.run(["run", "--stage", stage])
-    assert r.exit_code != 0, r
+    assert r.exit_code == 64, r
     failed = [s for s in r.status["stages"] if s["outcome"] == "failed"]
     assert len(failed) == 1, r
     return r, failed[0]
