@@ -202,7 +202,8 @@ def test_plan_says_which_id_it_would_claim_and_writes_nothing(tool, zookeeper, c
 def test_a_later_stage_without_a_claim_says_to_run_the_claim_stage_first(tool, zookeeper,
                                                                         chroot):
     proc = tool("run", "--stage", "eni")
-    assert proc.returncode == 10, proc.stderr
+    # An operator's --stage with an earlier stage missing is a usage mistake, not a lost claim.
+    assert proc.returncode == 64, proc.stderr
     assert "run the claim stage first" in proc.stderr
     with reader_for(zookeeper, chroot, cluster="test") as r:
         assert r.check_consistent() == {}
