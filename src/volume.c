@@ -27,7 +27,8 @@
  * slow detach of a dying owner costs few calls. */
 #define POLL_FIRST_MS 250
 #define POLL_MAX_MS 4000
-/* Once the device is here, EC2 is looked at again soon: its Describe may lag a little. */
+/* Once the device is here, EC2 is asked this much later (its Describe lags the hot-plug a
+ * little), then soon again. */
 #define POLL_SEEN_MS 50
 
 enum step { STEP_DONE, STEP_ATTACH, STEP_WAIT };
@@ -259,8 +260,9 @@ static int attach_once(struct attach *a, const char *device)
 }
 
 /* Sleeps the poll interval, or less while an attachment to this instance is under way: its
- * block device appears here when the attach completes, and then EC2 is looked at at once
- * (a 2 s attach was noticed 1.75 s late at the next poll). False at the stage deadline. */
+ * block device appears here when the attach completes, and then EC2 is looked at shortly
+ * after (a 2 s attach was noticed 1.75 s late at the next poll). False at the stage
+ * deadline. */
 static bool wait_for_attach(struct attach *a, const char *device, int64_t *interval)
 {
 	struct kb_run *run = a->run;
@@ -278,6 +280,8 @@ static bool wait_for_attach(struct attach *a, const char *device, int64_t *inter
 	}
 	free(path);
 	free(how);
+	if (a->device_seen)
+		return deadline_sleep_ms(run->stage_deadline, POLL_SEEN_MS);
 	return !deadline_passed(run->stage_deadline);
 }
 
