@@ -56,6 +56,9 @@ struct kb_broker {
 	int id;
 	struct ec2_eni *eni;
 	struct ec2_volume *volume; /* NULL when manage_volume is off */
+	/* Two ENIs or two volumes carry this id: offered to no new claim; an instance that holds
+	 * it already is refused by the eni or volume stage, which names them all. */
+	bool ambiguous;
 };
 
 struct stage_result {
