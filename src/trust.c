@@ -163,13 +163,16 @@ static int read_bundle(struct trust_bundle *b, struct kb_error *err)
 	return ret;
 }
 
-/* Decodes the certificate unless done before; NULL when it does not decode. */
+/* Decodes the certificate unless done before; NULL when it does not decode (then it is no
+ * anchor, and its decoding errors stay off the queue libcurl reads). */
 static X509 *cert_x509(struct trust_bundle *b, struct trust_cert *c)
 {
 	const unsigned char *p = c->der;
 
 	if (!c->x509) {
+		ERR_set_mark();
 		c->x509 = d2i_X509(NULL, &p, c->der_len);
+		ERR_pop_to_mark();
 		if (c->x509)
 			b->decoded++;
 	}
