@@ -632,27 +632,42 @@ static int apply_managed(struct properties *props, const struct managed *m,
 	return 0;
 }
 
-/* Records what differs from the file on disk, key by key (current may be NULL: no file). */
-static void record_changes(struct kb_run *run, const char *current, size_t current_len,
-			   const struct managed *m)
+/* Records what differs from the file on disk, key by key (current may be NULL: no file). A
+ * stage that only reads for a later `--stage` target writes nothing: the first difference is
+ * its error instead, as a change it did not make must not be reported. */
+static int record_changes(struct kb_run *run, const char *current, size_t current_len,
+			  const struct managed *m)
 {
 	struct properties *old = properties_parse_new(current ? current : "", current_len, NULL);
+	const char *path = run->cfg->properties_path;
 	bool any = false;
+	int ret = 0;
 
-	for (size_t i = 0; old && i < MANAGED_COUNT; i++) {
+	for (size_t i = 0; ret == 0 && old && i < MANAGED_COUNT; i++) {
 		char *was = properties_get_new(old, m[i].key);
 
 		if (!was || strcmp(was, m[i].value) != 0) {
-			kb_run_change(run, "%s: set %s=%s (was %s)", run->cfg->properties_path,
-				      m[i].key, m[i].value, was ? was : "unset");
+			if (run->prerequisite)
+				ret = kb_errorf(&run->err, ENOENT,
+						"%s differs from what the properties stage writes: "
+						"%s is %s, not %s: run that stage", path, m[i].key,
+						was ? was : "unset", m[i].value);
+			else
+				kb_run_change(run, "%s: set %s=%s (was %s)", path, m[i].key,
+					      m[i].value, was ? was : "unset");
 			any = true;
 		}
 		free(was);
 	}
-	if (!any)
-		kb_run_change(run, "%s: rewrite (%s)", run->cfg->properties_path,
+	if (!any && run->prerequisite)
+		ret = kb_errorf(&run->err, ENOENT, "%s differs from what the properties stage "
+				"writes (%s): run that stage", path,
+				current ? "other lines, mode 0640 or group differ" : "no file");
+	else if (!any)
+		kb_run_change(run, "%s: rewrite (%s)", path,
 			      current ? "other lines, mode 0640 or group differ" : "new file");
 	properties_free(old);
+	return ret;
 }
 
 int properties_stage(struct kb_run *run)
@@ -689,8 +704,8 @@ int properties_stage(struct kb_run *run)
 	    stat(cfg->properties_path, &st) == 0 && (st.st_mode & 07777) == opts.mode &&
 	    st.st_gid == opts.gid)
 		goto out;
-	record_changes(run, current, current_len, m);
-	if (run->mode == KB_MODE_PLAN || run->prerequisite)
+	ret = record_changes(run, current, current_len, m);
+	if (ret < 0 || run->mode == KB_MODE_PLAN || run->prerequisite)
 		goto out;
 	ret = file_write_atomic(cfg->properties_path, text, len, &opts, &run->err);
 out:

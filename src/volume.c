@@ -403,8 +403,10 @@ int volume_stage(struct kb_run *run)
 		device = a.vol->attachment_device ? a.vol->attachment_device : cfg->volume_device;
 		ret = volume_prepare(run, a.volume_id, device);
 	} else if (ret == 1) {
-		log_info("%s: its device is unknown until it is attached; it will be formatted "
-			 "only if it reads blank", a.volume_id);
+		/* The device cannot be probed before the attach: say what would follow it. */
+		kb_run_change(run, "mount %s at %s with %s once attached (formatted as %s first "
+			      "only if it reads blank)", a.volume_id, cfg->mount_point,
+			      cfg->mount_options, cfg->filesystem == CONFIG_FS_EXT4 ? "ext4" : "xfs");
 		ret = 0;
 	}
 	free(a.waiting_for);
