@@ -16,12 +16,16 @@
 #include "kb/discover.h"
 #include "kb/ec2.h"
 #include "kb/log.h"
+#include "kb/netcfg.h"
 #include "kb/stages.h"
 
 /* The attachment poll: a 2 s attach is seen within 2.3 s (at 2.08 s plus one call), a slow
  * one costs one DescribeNetworkInterfaces a second. */
 #define POLL_FIRST_MS 100
 #define POLL_CAP_MS 1000
+/* Once the interface is here, EC2 is asked this much later (its Describe lags the hot-plug a
+ * little: asked at once, it read `attaching` in the simulated world), then soon again. */
+#define POLL_SEEN_MS 50
 
 enum step { STEP_WAIT, STEP_DONE };
 
@@ -34,6 +38,9 @@ struct eni_job {
 	bool attached_by_us;
 	bool detach_sent;
 	bool wait_logged;
+	bool attaching_here; /* an attachment to this instance is under way */
+	bool link_seen;      /* and the ENI's interface has appeared */
+	struct netcfg *nc;   /* to watch for it; NULL until needed */
 };
 
 static bool eq(const char *a, const char *b)
@@ -74,12 +81,47 @@ static int describe(struct eni_job *job)
 	return 0;
 }
 
-/* Sleeps the current interval, then grows it 1.5 times up to the cap. False when the
- * deadline passed. */
+/* Waits until the interface with the ENI's MAC exists here or until passes; true when it
+ * does. Without netlink (or a MAC) it only waits. */
+static bool link_appeared(struct eni_job *job, int64_t until)
+{
+	struct kb_error scratch = {{0}};
+	struct netcfg_link link = {0};
+	uint8_t mac[NETCFG_MAC_LEN];
+	bool seen = false;
+
+	if (!job->nc && job->eni->mac && netcfg_parse_mac(job->eni->mac, mac) == 0)
+		job->nc = netcfg_new(&scratch);
+	if (job->nc && netcfg_parse_mac(job->eni->mac, mac) == 0) {
+		seen = netcfg_wait_link(job->nc, mac, until, &link, &scratch) == 0;
+		netcfg_link_clear(&link);
+	}
+	if (!seen)
+		(void)deadline_sleep_ms(until, deadline_remaining_ms(until));
+	return seen;
+}
+
+/* Sleeps the current interval, then grows it 1.5 times up to the cap. While our attachment
+ * is under way, the ENI's interface appearing here (the attach completed) ends the sleep,
+ * and EC2 is looked at shortly after: a 1.4 s attach was noticed 0.68 s late by the poll
+ * alone.
+ * False when the deadline passed. */
 static bool poll_sleep(struct eni_job *job)
 {
-	bool left = deadline_sleep_ms(job->run->stage_deadline, job->interval_ms);
+	struct kb_run *run = job->run;
+	bool left;
 
+	if (job->attaching_here && !job->link_seen) {
+		job->link_seen = link_appeared(job, deadline_min(run->stage_deadline,
+								  deadline_after_ms(job->interval_ms)));
+		left = !deadline_passed(run->stage_deadline);
+		if (job->link_seen) {
+			job->interval_ms = POLL_SEEN_MS;
+			return deadline_sleep_ms(run->stage_deadline, POLL_SEEN_MS);
+		}
+	} else {
+		left = deadline_sleep_ms(run->stage_deadline, job->interval_ms);
+	}
 	job->interval_ms = job->interval_ms * 3 / 2;
 	if (job->interval_ms > POLL_CAP_MS)
 		job->interval_ms = POLL_CAP_MS;
@@ -138,6 +180,7 @@ static int attach(struct eni_job *job)
 		return STEP_DONE;
 	}
 	job->attached_by_us = true;
+	job->attaching_here = true;
 	job->interval_ms = POLL_FIRST_MS;
 	log_info("eni: attaching %s at device index %d", job->eni->id, cfg->eni_device_index);
 	return STEP_WAIT;
@@ -229,8 +272,12 @@ static int step(struct eni_job *job)
 	const struct ec2_eni *eni = job->eni;
 	const char *owner = owner_of(eni);
 
-	if (owner && eq(owner, job->run->identity.instance_id))
-		return eq(eni->attachment_status, "attached") ? done(job) : STEP_WAIT;
+	if (owner && eq(owner, job->run->identity.instance_id)) {
+		if (eq(eni->attachment_status, "attached"))
+			return done(job);
+		job->attaching_here = eq(eni->attachment_status, "attaching");
+		return STEP_WAIT;
+	}
 	if (job->attached_by_us)
 		return STEP_WAIT;
 	if (owner && !eq(eni->attachment_status, "detaching"))
@@ -325,5 +372,6 @@ int eni_stage(struct kb_run *run)
 		if (ret < 0)
 			break;
 	}
+	netcfg_free(job.nc);
 	return ret < 0 ? ret : 0;
 }

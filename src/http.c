@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "kb/deadline.h"
 #include "kb/log.h"
 #include "kb/strbuf.h"
+#include "kb/trust.h"
 #include "kb/version.h"
 
 /* Far above any answer we ask for (a DescribeNetworkInterfaces page is tens of kB), low
@@ -31,6 +33,7 @@ struct http_client {
 	char *base_path; /* "" or "/prefix" */
 	long connects;
 	bool swept; /* stray sockets made close-on-exec after the first transfer */
+	struct trust_bundle *trust; /* NULL: libcurl loads the trust store itself */
 	struct http_options opts;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -87,6 +90,8 @@ void http_client_free(struct http_client *client)
 		curl_easy_cleanup(client->easy);
 		curl_global_cleanup();
 	}
+	/* After the handle: its TLS contexts' stores use the bundle until they are freed. */
+	trust_bundle_free(client->trust);
 	client_release_parts(client);
 	free(client);
 }
@@ -139,23 +144,66 @@ out:
 	return ret;
 }
 
+/* libcurl 7.88 calls this for every new TLS connection, before it sets the store up
+ * (CAPATH, verification flags): the store gets the bundle's lookup. */
+static CURLcode ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userptr)
+{
+	struct http_client *c = userptr;
+
+	(void)easy;
+	return trust_bundle_attach(c->trust, SSL_CTX_get_cert_store(ssl_ctx)) < 0
+		       ? CURLE_OUT_OF_MEMORY
+		       : CURLE_OK;
+}
+
+/* The trust store: the configured bundle, else the one libcurl was built with, read once per
+ * process (trust.h) instead of once per connection. Whatever the bundle module refuses, or a
+ * libcurl without the hook, gets libcurl's own loading, as before. */
+static CURLcode setup_trust(struct http_client *c)
+{
+	struct kb_error why = {{0}};
+	const char *path = c->opts.ca_bundle && *c->opts.ca_bundle ? c->opts.ca_bundle : NULL;
+	char *builtin = NULL;
+	CURLcode rc;
+
+	if (!path && curl_easy_getinfo(c->easy, CURLINFO_CAINFO, &builtin) == CURLE_OK)
+		path = builtin;
+	if (!path)
+		return CURLE_OK;
+	if (trust_bundle_new(path, &c->trust, &why) == 0) {
+		rc = curl_easy_setopt(c->easy, CURLOPT_SSL_CTX_DATA, c);
+		if (rc == CURLE_OK)
+			rc = curl_easy_setopt(c->easy, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+		if (rc == CURLE_OK)
+			return curl_easy_setopt(c->easy, CURLOPT_CAINFO, NULL);
+		(void)curl_easy_setopt(c->easy, CURLOPT_SSL_CTX_FUNCTION, NULL);
+		trust_bundle_free(c->trust);
+		c->trust = NULL;
+		log_debug("http: %s: libcurl has no TLS context hook; it loads %s itself", c->url,
+			  path);
+	} else {
+		log_debug("http: %s; libcurl loads it itself", why.msg);
+	}
+	return path == builtin ? CURLE_OK : curl_easy_setopt(c->easy, CURLOPT_CAINFO, path);
+}
+
 static int setup_easy(struct http_client *c, struct kb_error *err)
 {
-	const char *protocol = strncmp(c->origin, "https:", 6) == 0 ? "https" : "http";
+	bool https = strncmp(c->origin, "https:", 6) == 0;
 	CURLcode rc = CURLE_OK;
 
 	/* Options that stay for every request on this handle. */
 	rc |= curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
 	rc |= curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
-	rc |= curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, protocol);
+	rc |= curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, https ? "https" : "http");
 	rc |= curl_easy_setopt(c->easy, CURLOPT_FOLLOWLOCATION, 0L);
 	rc |= curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYPEER, 1L);
 	rc |= curl_easy_setopt(c->easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	rc |= curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	rc |= curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "kafka-bootstrap/" KB_VERSION);
 	rc |= curl_easy_setopt(c->easy, CURLOPT_OPENSOCKETFUNCTION, open_cloexec_socket);
-	if (c->opts.ca_bundle && *c->opts.ca_bundle)
-		rc |= curl_easy_setopt(c->easy, CURLOPT_CAINFO, c->opts.ca_bundle);
+	if (https)
+		rc |= setup_trust(c);
 	if (c->opts.no_proxy)
 		rc |= curl_easy_setopt(c->easy, CURLOPT_NOPROXY, "*");
 	if (rc != CURLE_OK)

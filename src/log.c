@@ -192,8 +192,11 @@ static bool match_secret(const char *text, size_t *len)
 	 * registered value is masked whole. */
 	*len = 0;
 	for (size_t s = 0; s < secret_count; s++) {
-		size_t n = strlen(secrets[s]);
+		size_t n;
 
+		if (secrets[s][0] != text[0])
+			continue;
+		n = strlen(secrets[s]);
 		if (n > *len && strncmp(text, secrets[s], n) == 0) {
 			*len = n;
 			found = true;
@@ -218,9 +221,13 @@ char *log_redact_new(const char *text)
 			continue;
 		}
 		for (size_t r = 0; r < sizeof(rules) / sizeof(rules[0]); r++) {
-			size_t name_len = strlen(rules[r].name);
+			size_t name_len;
 			size_t start, end;
 
+			/* Names are lower case: a cheap first test, for every character logged. */
+			if (tolower((unsigned char)text[i]) != rules[r].name[0])
+				continue;
+			name_len = strlen(rules[r].name);
 			if (strncasecmp(text + i, rules[r].name, name_len) != 0)
 				continue;
 			start = value_start(text, i + name_len, rules[r].shape);

@@ -58,7 +58,9 @@ static char *trimmed(char *s)
 }
 
 /* One tag of this instance: IMDS first (instance metadata tags, no IAM permission needed),
- * else DescribeTags. -ENOENT when the instance has no such tag. */
+ * else DescribeTags. Once DescribeTags has answered, it has every tag: IMDS is not asked
+ * again (its 404 would only say what the first one said). -ENOENT when the instance has no
+ * such tag. */
 static int instance_tag(struct kb_run *run, const char *key, struct ec2_tag **tags,
 			size_t *tag_count, bool *described, char **out)
 {
@@ -67,17 +69,17 @@ static int instance_tag(struct kb_run *run, const char *key, struct ec2_tag **ta
 	int ret;
 
 	*out = NULL;
-	snprintf(path, sizeof(path), "meta-data/tags/instance/%s", key);
-	ret = imds_get(run->imds, path, run->stage_deadline, out, &run->err);
-	if (ret == 0) {
-		trimmed(*out);
-		return 0;
-	}
-	if (ret != -ENOENT)
-		return ret;
-	kb_error_clear(&run->err);
-	/* 404: the tag is absent, or metadata tags are off; only EC2 can say which. */
 	if (!*described) {
+		snprintf(path, sizeof(path), "meta-data/tags/instance/%s", key);
+		ret = imds_get(run->imds, path, run->stage_deadline, out, &run->err);
+		if (ret == 0) {
+			trimmed(*out);
+			return 0;
+		}
+		if (ret != -ENOENT)
+			return ret;
+		kb_error_clear(&run->err);
+		/* 404: the tag is absent, or metadata tags are off; only EC2 can say which. */
 		ret = ec2_describe_tags(run->aws, run->identity.instance_id, run->stage_deadline,
 					tags, tag_count, &run->err);
 		if (ret < 0)

@@ -3,7 +3,9 @@
  * A client is bound to one base URL and keeps one easy handle, so its connection (and TLS
  * session) is reused for every request to that endpoint: one handshake per endpoint per run.
  * TLS peer and host verification are always on; an http:// URL is refused unless the caller
- * says it was configured explicitly. Every attempt's connect and total timeouts are clamped
+ * says it was configured explicitly. The trust store (ca_bundle, else libcurl's built-in
+ * bundle, plus its built-in CA directory) is read once per process, not once per endpoint,
+ * and a certificate of it is decoded only when a verification looks for it (trust.h). Every attempt's connect and total timeouts are clamped
  * to the caller's deadline. Sockets are close-on-exec (we exec mkfs and cfn-signal). There
  * are no retries here: aws.c and imds.c own the retry policy. */
 #ifndef KB_HTTP_H

@@ -209,6 +209,20 @@ def test_a_2s_attach_is_seen_within_2_3s_and_its_link_configured_despite_imds_la
     assert len(world.calls("AttachNetworkInterface")) == 1
 
 
+def test_an_attach_is_noticed_when_its_interface_appears_not_at_the_next_poll(make_world):
+    """The polls after an attach come at 0.1, 0.25, 0.48, 0.81, 1.32 and 2.08 s: a 1.4 s
+    attach would be seen 0.68 s late. The interface appearing (the attach done) makes the
+    stage look at once."""
+    world = make_world(eni_attach_s=1.4)
+    code, stages, log = world.kb_eni(FREE_ENI)
+    assert code == 0, log
+    done = next(e["time"] for e in world.fake.events() if e["event"] == "eni_attached")
+    after = [r["time"] - done for r in world.calls("DescribeNetworkInterfaces")
+             if r["time"] >= done]
+    assert after and after[0] < 0.3, f"attach noticed {after} s after it completed"
+    assert len(world.calls("DescribeNetworkInterfaces")) <= 8
+
+
 def test_our_own_attach_is_trusted_while_describe_is_stale(make_world):
     world = make_world(eni_attach_s=0.3, describe_stale_s=1.0)
     code, stages, log = world.kb_eni(FREE_ENI)

@@ -24,6 +24,12 @@ def actions(fake):
     return [r["action"] for r in fake.requests() if r["service"] != "imds"]
 
 
+def tag_reads(fake):
+    """The instance tags asked of IMDS, in order."""
+    return [r["path"].rsplit("/", 1)[1] for r in fake.requests()
+            if r["service"] == "imds" and "/tags/instance/" in r["path"]]
+
+
 def test_failure_signals_the_stack_and_marks_the_instance_unhealthy(fake, tmp_path):
     r = kb(fake, tmp_path, "--failure")
     assert r.returncode == 0, r.stderr
@@ -34,6 +40,8 @@ def test_failure_signals_the_stack_and_marks_the_instance_unhealthy(fake, tmp_pa
             for c in calls] == [("SetInstanceHealth", INSTANCE, "Unhealthy")]
     # The names came from IMDS instance tags: no IAM permission needed for DescribeTags.
     assert "DescribeTags" not in actions(fake)
+    assert tag_reads(fake) == ["aws:cloudformation:stack-id", "aws:cloudformation:logical-id",
+                               "aws:autoscaling:groupName"]
 
 
 def test_success_signals_success_and_nothing_else(fake, tmp_path):
@@ -92,7 +100,9 @@ def test_without_metadata_tags_the_names_come_from_describe_tags(tmp_path):
     try:
         r = kb(fake, tmp_path, "--failure")
         assert r.returncode == 0, r.stderr
-        assert "DescribeTags" in actions(fake)
+        assert actions(fake).count("DescribeTags") == 1
+        # After DescribeTags answered, IMDS is not asked for the logical id and the group.
+        assert tag_reads(fake) == ["aws:cloudformation:stack-id"]
         assert [s["stack"] for s in fake.signals()] == [STACK_ARN]
     finally:
         fake.stop()

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,42 @@ static void lookup_of_nothing_is_enoent_without_a_message(void **state)
 			 -EINVAL);
 }
 
+/* One non-zero byte at each edge of the checked regions (1 MiB at each end) and of the reads
+ * they are made of (64 KiB): each is data; the byte just outside them is not looked at. A
+ * read that is all 0xff is data too. */
+static void a_single_byte_at_any_edge_of_the_checked_ends_is_data(void **state)
+{
+	const off_t size = 64 << 20, mib = 1 << 20;
+	const off_t data[] = {0, 65535, 65536, mib - 1, size - mib, size - mib + 65536, size - 1};
+	const off_t outside[] = {mib, size - mib - 1};
+	static char ff[65536];
+	char path[160];
+	int fd;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(data) / sizeof(data[0]) + 2; i++) {
+		bool in = i < sizeof(data) / sizeof(data[0]);
+		off_t at = in ? data[i] : outside[i - sizeof(data) / sizeof(data[0])];
+
+		snprintf(path, sizeof(path), "%s/byte-%lld", dir, (long long)at);
+		fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, size), 0);
+		assert_int_equal(pwrite(fd, "\x01", 1, at), 1);
+		close(fd);
+		assert_int_equal(probe(path, NULL), in ? BLOCKDEV_OTHER : BLOCKDEV_BLANK);
+	}
+	/* Erased flash reads as 0xff: a whole read of it is data too. */
+	snprintf(path, sizeof(path), "%s/erased", dir);
+	fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, size), 0);
+	memset(ff, 0xff, sizeof(ff));
+	assert_int_equal(pwrite(fd, ff, sizeof(ff), 65536), (ssize_t)sizeof(ff));
+	close(fd);
+	assert_int_equal(probe(path, NULL), BLOCKDEV_OTHER);
+}
+
 static void mkfs_on_anything_but_blank_is_refused_before_mkfs_runs(void **state)
 {
 	const off_t first[] = {512, -1};
@@ -206,6 +243,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(zeros_are_blank_and_data_at_either_end_is_not),
+		cmocka_unit_test(a_single_byte_at_any_edge_of_the_checked_ends_is_data),
 		cmocka_unit_test(labels_fit_the_filesystem_or_fail),
 		cmocka_unit_test(twin_names),
 		cmocka_unit_test(lookup_of_nothing_is_enoent_without_a_message),

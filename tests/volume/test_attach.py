@@ -132,6 +132,19 @@ def test_available_volume_is_attached_formatted_and_mounted(world, cloud):
     assert len(calls(fake, "AttachVolume")) == 1
 
 
+def test_a_2s_attach_is_noticed_when_its_device_appears_not_at_the_next_poll(world, cloud):
+    """After the attach the stage polls at 0.25, 0.75, 1.75 and 3.75 s: a 2 s attach would
+    be seen 1.75 s late. The device appearing (udev, the attach done) makes it look at once."""
+    loop = world.loop()
+    fake = cloud(fixture([volume()], delays={"volume_attach_s": 2.0}), {VOL: loop})
+    proc = run_stage(world, fake, config={"FILESYSTEM": "ext4"})
+    assert proc.returncode == 0, proc.stderr
+    done = next(e["time"] for e in fake.events() if e["event"] == "volume_attached")
+    after = [r["time"] - done for r in calls(fake, "DescribeVolumes") if r["time"] >= done]
+    assert after and after[0] < 0.5, f"attach noticed {after} s after it completed"
+    assert len(calls(fake, "DescribeVolumes")) <= 6
+
+
 def test_plan_proves_the_attach_with_dry_run_and_attaches_nothing(world, cloud):
     loop = world.loop()
     fake = cloud(fixture([volume()]), {VOL: loop})
