@@ -262,8 +262,11 @@ def dump(results):
     return "\n".join(str(r) for r in results)
 
 
-def status_error(result):
-    return (result.status or {}).get("error") or ""
+def failure_text(result):
+    """The run's error and every failed stage's, as status.json has them."""
+    status = result.status or {}
+    return "\n".join([status.get("error") or ""] + [
+        s.get("error") or "" for s in status.get("stages", []) if s["outcome"] == "failed"])
 
 
 def config_json(inst):
