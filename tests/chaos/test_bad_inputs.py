@@ -190,6 +190,7 @@ def test_wrong_az_eni_is_never_used_and_its_az_says_which_id_lacks_an_eni():
         assert "ENI " + stray["id"] + " is tagged KAFKA-1, but no volume in us-east-1a" \
             in ok.stderr, ok
         assert bad.exit_code == 10, bad
+        assert bad.stage("discover")["outcome"] == "failed" and bad.stage("claim") is None
         _, vol1 = w.broker_resources(1)
         error = chaos.failure_text(bad)
         assert f"volume {vol1['id']} is tagged KAFKA-1, but no ENI in us-east-1b is" in error, \
