@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "claim_backend.h"
 #include "kb/aws.h"
@@ -482,11 +483,14 @@ int release_command(const struct kb_options *opts, const struct kb_config *cfg)
 	struct claim_backend *backend = NULL;
 	struct claim *released = NULL;
 	struct kb_run run;
+	int lock = -1;
 	int ret;
 
 	kb_run_init(&run, cfg, KB_MODE_RUN);
+	ret = pipeline_lock(cfg, run.deadline, &lock, &run.err);
 	stage_deadline(&run, STAGE_IDENTITY);
-	ret = identity_stage(&run);
+	if (ret == 0)
+		ret = identity_stage(&run);
 	if (ret == 0 && !run.identity.instance_id)
 		ret = kb_errorf(&run.err, KB_EINTERNAL, "no instance identity from IMDS");
 	if (ret == 0) {
@@ -509,5 +513,7 @@ int release_command(const struct kb_options *opts, const struct kb_config *cfg)
 	claim_free(released);
 	claim_close(backend);
 	kb_run_release(&run);
+	if (lock >= 0)
+		close(lock);
 	return kb_exit_code(ret);
 }

@@ -410,6 +410,31 @@ static int merge_value(struct kb_config *cfg, const struct config_key *key, cons
 	return kb_errorf(err, KB_EINTERNAL, "key '%s' has no type", key->name);
 }
 
+/* What is wrong with a file that is not JSON, without jansson's own text: it quotes the input
+ * near the error, which can be the ZooKeeper password. A duplicate key quotes the key, which
+ * is no secret. */
+static const char *json_problem(const json_error_t *jerr)
+{
+	switch (json_error_code(jerr)) {
+	case json_error_duplicate_key:
+		return jerr->text;
+	case json_error_premature_end_of_input:
+		return "the JSON ends early (an unclosed string, object or array)";
+	case json_error_end_of_input_expected:
+		return "text after the JSON object";
+	case json_error_invalid_utf8:
+		return "not valid UTF-8";
+	case json_error_null_character:
+	case json_error_null_byte_in_key:
+		return "a NUL character";
+	case json_error_numeric_overflow:
+		return "a number out of range";
+	default:
+		return "not valid JSON (a stray character, a missing comma or quote, an invalid "
+		       "escape)";
+	}
+}
+
 int config_merge_json(struct kb_config *cfg, const char *text, const char *origin,
 		      struct kb_error *err)
 {
@@ -421,7 +446,7 @@ int config_merge_json(struct kb_config *cfg, const char *text, const char *origi
 
 	if (!root)
 		return kb_errorf(err, KB_ECONFIG, "%s: line %d column %d: %s", origin, jerr.line,
-				 jerr.column, jerr.text);
+				 jerr.column, json_problem(&jerr));
 	if (!json_is_object(root)) {
 		ret = kb_errorf(err, KB_ECONFIG, "%s: expected a JSON object, got %s", origin,
 				json_type_name(root));

@@ -7,11 +7,14 @@
 #include "kb/pipeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "kb/autoscaling.h"
 #include "kb/aws.h"
@@ -159,6 +162,10 @@ static void run_stage(struct kb_run *run, enum pipeline_stage_id id)
 	int ret;
 
 	run->current_stage = (int)id;
+	/* A retried stage keeps the changes of its earlier attempt, not its failure. */
+	free(r->detail);
+	r->detail = NULL;
+	r->outcome = OUTCOME_NONE;
 	run->stage_deadline = deadline_min(
 		run->deadline, deadline_after_ms((int64_t)run->cfg->stage_deadline_s[id] * 1000));
 	kb_error_clear(&run->err);
@@ -256,9 +263,9 @@ int pipeline_write_status(const struct kb_run *run, const char *command, int exi
 	return ret;
 }
 
-int pipeline_execute(struct kb_run *run, int only_stage, bool with_signal)
+static int execute_from(struct kb_run *run, int first, int only_stage)
 {
-	for (int id = 0; id < STAGE_SIGNAL && (only_stage < 0 || id <= only_stage); id++) {
+	for (int id = first; id < STAGE_SIGNAL && (only_stage < 0 || id <= only_stage); id++) {
 		run->prerequisite = only_stage >= 0 && id < only_stage;
 		run_stage(run, id);
 		if (run->results[id].outcome == OUTCOME_FAILED) {
@@ -267,12 +274,98 @@ int pipeline_execute(struct kb_run *run, int only_stage, bool with_signal)
 			break;
 		}
 	}
+	run->prerequisite = false;
+	return run->failed_stage >= 0 ? run->failure : 0;
+}
+
+int pipeline_execute(struct kb_run *run, int only_stage, bool with_signal)
+{
+	execute_from(run, 0, only_stage);
 	/* The signal stage runs on success and on failure alike: it is how a failure is told.
 	 * Running one other stage on its own is an operator's repair, not a boot: no signal. */
-	run->prerequisite = false;
 	if (with_signal && (only_stage < 0 || only_stage == STAGE_SIGNAL))
 		run_stage(run, STAGE_SIGNAL);
 	return run->failed_stage >= 0 ? run->failure : 0;
+}
+
+/* A dependency that did not answer (69) or a state that did not arrive (75) may come right a
+ * minute later (a ZooKeeper rolling restart, EC2 throttling during a mass reboot): the failed
+ * stage is retried, with backoff, until the run's own deadline, rather than telling Auto
+ * Scaling that a broker whose id, ENI and volume are intact is unhealthy. Every stage is
+ * idempotent, so resuming at the failed one is safe. */
+static void retry_transient(struct kb_run *run)
+{
+	int64_t backoff_ms = 1000;
+
+	for (int attempt = 2; run->failed_stage >= 0; attempt++) {
+		int code = kb_exit_code(run->failure);
+		int first = run->failed_stage;
+
+		if (code != KB_EXIT_UNAVAILABLE && code != KB_EXIT_DEADLINE)
+			return;
+		if (deadline_remaining_ms(run->deadline) <= backoff_ms + 1000)
+			return;
+		log_warn("stage %s failed (exit %d %s): %s; retrying it in %lld s (attempt %d), "
+			 "until the run's deadline", stage_names[first], code, kb_exit_name(code),
+			 run->results[first].detail, (long long)backoff_ms / 1000, attempt);
+		deadline_sleep_ms(run->deadline, backoff_ms);
+		backoff_ms = backoff_ms * 2 > 30000 ? 30000 : backoff_ms * 2;
+		run->failed_stage = -1;
+		run->failure = 0;
+		execute_from(run, first, -1);
+	}
+}
+
+int pipeline_lock(const struct kb_config *cfg, int64_t deadline, int *fd_out,
+		  struct kb_error *err)
+{
+	char *dir = NULL, *path = NULL, holder[32] = "";
+	bool waiting = false;
+	int fd = -1, ret = 0;
+	ssize_t n;
+
+	*fd_out = -1;
+	if (asprintf(&dir, "%s/kafka-bootstrap", cfg->run_root) < 0 ||
+	    asprintf(&path, "%s/lock", dir) < 0) {
+		ret = kb_errorf(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = file_mkdir_p(dir, 0755, err);
+	if (ret < 0)
+		goto out;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		ret = kb_errorf(err, errno, "cannot open the run lock %s: %s", path, strerror(errno));
+		goto out;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			ret = kb_errorf(err, errno, "cannot lock %s: %s", path, strerror(errno));
+			goto out;
+		}
+		n = pread(fd, holder, sizeof(holder) - 1, 0);
+		holder[n > 0 ? strcspn(holder, "\n") : 0] = '\0';
+		if (!waiting)
+			log_info("waiting for kafka-bootstrap (pid %s) to finish: it holds %s",
+				 holder[0] ? holder : "?", path);
+		waiting = true;
+		if (!deadline_sleep_ms(deadline, 100)) {
+			ret = kb_errorf(err, KB_ETIMEOUT, "another kafka-bootstrap (pid %s) still "
+					"holds %s", holder[0] ? holder : "?", path);
+			goto out;
+		}
+	}
+	/* The holder's pid, for the message of whoever waits next. */
+	if (ftruncate(fd, 0) == 0)
+		dprintf(fd, "%ld\n", (long)getpid());
+	*fd_out = fd;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	free(dir);
+	return ret;
 }
 
 int pipeline_run(const struct pipeline_options *opts)
@@ -281,6 +374,7 @@ int pipeline_run(const struct pipeline_options *opts)
 	int64_t started_wall = deadline_wall_ms();
 	struct kb_error err = {{0}};
 	struct kb_run run;
+	int lock = -1;
 	int exit_code;
 
 	/* Every other key is checked when the configuration is loaded; this one only commands
@@ -297,7 +391,18 @@ int pipeline_run(const struct pipeline_options *opts)
 		 opts->mode == KB_MODE_PLAN ? "plan (read only)" : "run",
 		 opts->only_stage >= 0 ? ", stage " : "",
 		 opts->only_stage >= 0 ? stage_names[opts->only_stage] : "");
-	pipeline_execute(&run, opts->only_stage, true);
+	/* One writer at a time: an operator's rerun waits for the boot's run to finish. */
+	if (opts->mode == KB_MODE_RUN &&
+	    pipeline_lock(cfg, run.deadline, &lock, &err) < 0) {
+		log_error("%s: %s", opts->command, err.msg);
+		kb_run_release(&run);
+		return KB_EXIT_DEADLINE;
+	}
+	execute_from(&run, 0, opts->only_stage);
+	if (opts->mode == KB_MODE_RUN && opts->only_stage < 0)
+		retry_transient(&run);
+	if (opts->only_stage < 0 || opts->only_stage == STAGE_SIGNAL)
+		run_stage(&run, STAGE_SIGNAL);
 	if (run.failed_stage >= 0) {
 		exit_code = kb_exit_code(run.failure);
 		/* The console too: `aws ec2 get-console-output` shows it without SSH. */
@@ -320,5 +425,7 @@ int pipeline_run(const struct pipeline_options *opts)
 				  &err) < 0)
 		log_warn("cannot write the status file: %s", err.msg);
 	kb_run_release(&run);
+	if (lock >= 0)
+		close(lock);
 	return exit_code;
 }

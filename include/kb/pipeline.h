@@ -122,13 +122,20 @@ struct pipeline_options {
 	const char *command; /* for the status file: "run", "plan" */
 };
 
-/* Runs the pipeline; returns the process exit code. */
+/* Runs the pipeline; returns the process exit code. In run mode it holds the run lock, and a
+ * stage that failed transiently (exit 69 or 75) is retried, with backoff, until the overall
+ * deadline before anyone is told. */
 int pipeline_run(const struct pipeline_options *opts);
 
 /* Runs the stages of an initialised run (kb_run_init) up to only_stage (-1: all), stopping at
  * the first failure, then the signal stage when with_signal. Returns the first failure.
  * For commands that look at the results themselves (status). */
 int pipeline_execute(struct kb_run *run, int only_stage, bool with_signal);
+
+/* The run lock, <run_root>/kafka-bootstrap/lock: one writer (run, release) at a time on a
+ * node. Waits for the holder until the deadline (-KB_ETIMEOUT naming its pid). *fd holds it
+ * until closed. */
+int pipeline_lock(const struct kb_config *cfg, int64_t deadline, int *fd, struct kb_error *err);
 
 /* For tests of the runner: the stage table can be replaced. */
 typedef int (*pipeline_stage_fn)(struct kb_run *run);

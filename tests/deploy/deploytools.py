@@ -53,8 +53,8 @@ PACKER_TEMPLATE = SOURCE_DIR / "packer" / "kafka-broker.pkr.hcl"
 
 
 def hcl_json(path=PACKER_TEMPLATE):
-    """An HCL file as tools/hcl2json prints it."""
-    return json.loads(run([go_tool("hcl2json", "tools/hcl2json/main.go"), path]).stdout)
+    """An HCL file as tests/deploy/hcl2json prints it."""
+    return json.loads(run([go_tool("hcl2json", "tests/deploy/hcl2json/main.go"), path]).stdout)
 
 
 def blocks(body, block_type, *labels):

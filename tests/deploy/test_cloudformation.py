@@ -1,5 +1,5 @@
 """The CloudFormation template: valid against the current resource registry (the AWS CDK's
-@aws-cdk/aws-service-spec, through tools/cfn-validate), and the invariants the registry cannot
+@aws-cdk/aws-service-spec, through cfn-validate/ here), and the invariants the registry cannot
 know: ENI and volume pairs, retention, IMDSv2, one group per zone with signals, least privilege.
 Invariants are checked on the template as CloudFormation expands it (AWS::LanguageExtensions),
 for the example cluster and for a larger one made by parameters alone."""
@@ -17,7 +17,7 @@ import cfn_template
 
 TEMPLATE = cfn_template.TEMPLATE
 EXAMPLE = SOURCE_DIR / "cloudformation" / "example-parameters.json"
-VALIDATOR = SOURCE_DIR / "tools" / "cfn-validate"
+VALIDATOR = SOURCE_DIR / "tests" / "deploy" / "cfn-validate"
 
 # Exactly what kafka-bootstrap calls (the simulated cluster's test compares this list with the
 # actions it recorded); Detach* only in the optional take-over policy. No ec2:DescribeTags: the
@@ -44,8 +44,8 @@ SEVEN_BROKERS = {
 
 @functools.lru_cache(maxsize=None)
 def validator_env():
-    """The validator's npm packages: tools/cfn-validate/node_modules when a developer ran
-    `npm ci` there, else installed by `npm ci` from the committed lock file into the build
+    """The validator's npm packages: cfn-validate/node_modules when a developer ran `npm ci`
+    there, else installed by `npm ci` from the committed lock file into the build
     directory once, and found through NODE_PATH."""
     if (VALIDATOR / "node_modules").is_dir():
         return dict(os.environ)

@@ -1,6 +1,6 @@
 """The Packer template, for current Packer (1.10+; Debian's 1.6.6 cannot read it): syntax and
 canonical format by hclfmt, built from Debian's HCL sources; invariants on its parse by
-tools/hcl2json (same sources); its shell scripts; and the checksum check Kafka's tarball must
+hcl2json/ here (same sources); its shell scripts; and the checksum check Kafka's tarball must
 pass, run for real."""
 import hashlib
 import re

@@ -22,15 +22,15 @@ static void health_and_lifecycle_send_the_models_parameters(void **state)
 {
 	const struct stub_reply replies[] = {
 		{200, "<SetInstanceHealthResponse " ASG_NS "><ResponseMetadata><RequestId>a"
-		      "</RequestId></ResponseMetadata></SetInstanceHealthResponse>"},
-		{200, "<SetInstanceHealthResponse " ASG_NS "/>"},
+		      "</RequestId></ResponseMetadata></SetInstanceHealthResponse>", NULL},
+		{200, "<SetInstanceHealthResponse " ASG_NS "/>", NULL},
 		{200, "<CompleteLifecycleActionResponse " ASG_NS "><CompleteLifecycleActionResult/>"
 		      "<ResponseMetadata><RequestId>b</RequestId></ResponseMetadata>"
-		      "</CompleteLifecycleActionResponse>"},
-		{200, "<CompleteLifecycleActionResponse " ASG_NS "/>"},
+		      "</CompleteLifecycleActionResponse>", NULL},
+		{200, "<CompleteLifecycleActionResponse " ASG_NS "/>", NULL},
 	};
 	struct kb_error err = {{0}};
-	struct stub s;
+	struct stub *s;
 	struct aws_ctx *ctx = stub_ctx(&s, replies, 4);
 
 	(void)state;
@@ -46,25 +46,25 @@ static void health_and_lifecycle_send_the_models_parameters(void **state)
 							       "i-0123456789abcdef0", true,
 							       deadline_after_ms(10000), &err), 0);
 	assert_string_equal(err.msg, "");
-	assert_string_equal(stub_body(&s, 0),
+	assert_string_equal(stub_body(s, 0),
 			    "Action=SetInstanceHealth&Version=2011-01-01"
 			    "&InstanceId=i-0123456789abcdef0&HealthStatus=Unhealthy"
 			    "&ShouldRespectGracePeriod=false");
-	assert_string_equal(stub_body(&s, 1),
+	assert_string_equal(stub_body(s, 1),
 			    "Action=SetInstanceHealth&Version=2011-01-01"
 			    "&InstanceId=i-0123456789abcdef0&HealthStatus=Healthy"
 			    "&ShouldRespectGracePeriod=true");
-	assert_string_equal(stub_body(&s, 2),
+	assert_string_equal(stub_body(s, 2),
 			    "Action=CompleteLifecycleAction&Version=2011-01-01"
 			    "&AutoScalingGroupName=kafka%20prod%20asg"
 			    "&LifecycleHookName=kafka-launch%2Fhook_1"
 			    "&InstanceId=i-0123456789abcdef0&LifecycleActionResult=ABANDON");
-	assert_string_equal(stub_body(&s, 3),
+	assert_string_equal(stub_body(s, 3),
 			    "Action=CompleteLifecycleAction&Version=2011-01-01"
 			    "&AutoScalingGroupName=kafka&LifecycleHookName=launch"
 			    "&InstanceId=i-0123456789abcdef0&LifecycleActionResult=CONTINUE");
 	aws_ctx_free(ctx);
-	stub_stop(&s);
+	stub_stop(s);
 }
 
 /* A lifecycle action no longer pending is -EALREADY (done before); the message stays. */
@@ -74,15 +74,15 @@ static void auto_scaling_errors_keep_code_and_message(void **state)
 		{400, "<ErrorResponse " ASG_NS "><Error><Type>Sender</Type>"
 		      "<Code>ValidationError</Code><Message>No active Lifecycle Action found with "
 		      "instance ID i-0123456789abcdef0</Message></Error><RequestId>c</RequestId>"
-		      "</ErrorResponse>"},
+		      "</ErrorResponse>", NULL},
 		{403, "<ErrorResponse " ASG_NS "><Error><Type>Sender</Type>"
 		      "<Code>AccessDenied</Code><Message>User is not authorized to perform: "
 		      "autoscaling:SetInstanceHealth</Message></Error><RequestId>d</RequestId>"
-		      "</ErrorResponse>"},
-		{200, "<SetInstanceHealthResult/>"},
+		      "</ErrorResponse>", NULL},
+		{200, "<SetInstanceHealthResult/>", NULL},
 	};
 	struct kb_error err = {{0}};
-	struct stub s;
+	struct stub *s;
 	struct aws_ctx *ctx = stub_ctx(&s, replies, 3);
 
 	(void)state;
@@ -106,13 +106,13 @@ static void auto_scaling_errors_keep_code_and_message(void **state)
 	assert_non_null(strstr(err.msg, "expected <SetInstanceHealthResponse>, got "
 					"<SetInstanceHealthResult>"));
 	aws_ctx_free(ctx);
-	stub_stop(&s);
+	stub_stop(s);
 }
 
 static void values_the_model_refuses_are_not_sent(void **state)
 {
 	struct kb_error err = {{0}};
-	struct stub s;
+	struct stub *s;
 	struct aws_ctx *ctx = stub_ctx(&s, NULL, 0);
 
 	(void)state;
@@ -128,9 +128,9 @@ static void values_the_model_refuses_are_not_sent(void **state)
 	assert_int_equal(autoscaling_complete_lifecycle_action(ctx, "", "launch", "i-1", true,
 							       deadline_after_ms(10000), &err),
 			 -EINVAL);
-	assert_int_equal(stub_served(&s), 0);
+	assert_int_equal(stub_served(s), 0);
 	aws_ctx_free(ctx);
-	stub_stop(&s);
+	stub_stop(s);
 }
 
 int main(void)

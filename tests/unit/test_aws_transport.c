@@ -2,15 +2,10 @@
  * in process, so the retry policy, the deadline, clock skew, credential refresh and the IMDS
  * token dance are checked deterministically (the randomness and the replies are fixed). The
  * fake AWS (tests/aws/) checks the same paths against botocore's signature verification.
- *
- * The server answers each request with the next reply of its script (the last one repeats),
- * keeps connections open, records every request, and counts the connections it accepted. */
-#include <arpa/inet.h>
+ * The server is http_stub.h's: the last reply of a script repeats. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,185 +14,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <dirent.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "http_stub.h"
 #include "kb/deadline.h"
 #include "kb/http.h"
 #include "kb/log.h"
 #include "kb/private/aws.h"
 #include "kb/private/imds.h"
-
-#define MAX_REQUESTS 512
-
-struct reply {
-	int status;          /* 0: never answer (the client must time out) */
-	const char *headers; /* extra "Name: value\r\n" lines, may be NULL */
-	const char *body;
-};
-
-struct server {
-	int fd;
-	int port;
-	pthread_t thread;
-	pthread_mutex_t lock;
-	const struct reply *script;
-	size_t script_len;
-	size_t next;
-	char *requests[MAX_REQUESTS];
-	size_t request_count;
-	int connections;
-	volatile bool stop;
-};
-
-/* Reads one request (headers and Content-Length body); NULL at EOF or stop. */
-static char *read_request(struct server *s, int conn)
-{
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-
-	for (;;) {
-		struct pollfd p = {conn, POLLIN, 0};
-		char *end = buf ? strstr(buf, "\r\n\r\n") : NULL;
-		ssize_t n;
-
-		if (end) {
-			const char *cl = strcasestr(buf, "\r\nContent-Length:");
-			size_t body = cl ? strtoul(cl + 17, NULL, 10) : 0;
-
-			if (len >= (size_t)(end + 4 - buf) + body)
-				return buf;
-		}
-		if (s->stop || poll(&p, 1, 50) < 0)
-			break;
-		if (!(p.revents & (POLLIN | POLLHUP)))
-			continue;
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			buf = realloc(buf, cap);
-		}
-		n = read(conn, buf + len, cap - len - 1);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		buf[len] = '\0';
-	}
-	free(buf);
-	return NULL;
-}
-
-static void answer(int conn, const struct reply *r)
-{
-	char *text = NULL;
-	const char *body = r->body ? r->body : "";
-	int n = asprintf(&text, "HTTP/1.1 %d Scripted\r\nContent-Length: %zu\r\n%s\r\n%s", r->status,
-			 strlen(body), r->headers ? r->headers : "", body);
-
-	assert_true(n > 0);
-	assert_int_equal(write(conn, text, (size_t)n), n);
-	free(text);
-}
-
-static void serve_connection(struct server *s, int conn)
-{
-	char *req;
-
-	while ((req = read_request(s, conn))) {
-		const struct reply *r;
-
-		pthread_mutex_lock(&s->lock);
-		r = &s->script[s->next < s->script_len ? s->next : s->script_len - 1];
-		s->next++;
-		if (s->request_count < MAX_REQUESTS)
-			s->requests[s->request_count++] = req;
-		else
-			free(req);
-		pthread_mutex_unlock(&s->lock);
-		if (r->status == 0) {
-			while (!s->stop)
-				usleep(10000);
-			break;
-		}
-		answer(conn, r);
-	}
-}
-
-static void *serve(void *arg)
-{
-	struct server *s = arg;
-
-	while (!s->stop) {
-		struct pollfd p = {s->fd, POLLIN, 0};
-		int conn;
-
-		if (poll(&p, 1, 50) <= 0)
-			continue;
-		conn = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (conn < 0)
-			continue;
-		pthread_mutex_lock(&s->lock);
-		s->connections++;
-		pthread_mutex_unlock(&s->lock);
-		serve_connection(s, conn);
-		close(conn);
-	}
-	return NULL;
-}
-
-static struct server *server_start(const struct reply *script, size_t len)
-{
-	struct server *s = calloc(1, sizeof(*s));
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t alen = sizeof(addr);
-
-	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(s->fd >= 0);
-	assert_int_equal(bind(s->fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-	assert_int_equal(listen(s->fd, 8), 0);
-	assert_int_equal(getsockname(s->fd, (struct sockaddr *)&addr, &alen), 0);
-	s->port = ntohs(addr.sin_port);
-	s->script = script;
-	s->script_len = len;
-	pthread_mutex_init(&s->lock, NULL);
-	assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
-	return s;
-}
-
-static void server_stop(struct server *s)
-{
-	s->stop = true;
-	pthread_join(s->thread, NULL);
-	close(s->fd);
-	for (size_t i = 0; i < s->request_count; i++)
-		free(s->requests[i]);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
-}
-
-static char *server_url(const struct server *s)
-{
-	char *url = NULL;
-
-	assert_true(asprintf(&url, "http://127.0.0.1:%d", s->port) > 0);
-	return url;
-}
-
-/* A port nothing listens on. */
-static int closed_port(void)
-{
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t alen = sizeof(addr);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &alen), 0);
-	close(fd);
-	return ntohs(addr.sin_port);
-}
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -258,16 +85,15 @@ static int sockets_without_cloexec(int *sockets)
 
 static void connection_is_reused_cloexec_and_headers_captured(void **state)
 {
-	static const struct reply script[] = {
-		{200, "Date: Wed, 15 Jan 2025 12:00:00 GMT\r\nx-amzn-RequestId: rid-1\r\n", "one"},
-		{404, NULL, ""},
-		{200, "x-amz-request-id: rid-3\r\n", "three"},
+	static const struct stub_reply script[] = {
+		{200, "one", "Date: Wed, 15 Jan 2025 12:00:00 GMT\r\nx-amzn-RequestId: rid-1\r\n"},
+		{404, "", NULL},
+		{200, "three", "x-amz-request-id: rid-3\r\n"},
 	};
-	struct server *s = server_start(script, COUNT(script));
+	struct stub *s = stub_start(script, COUNT(script));
 	struct http_options opts = {.allow_http = true};
 	struct kb_error err = {{0}};
-	char *url = server_url(s);
-	struct http_client *c = http_client_new(url, &opts, &err);
+	struct http_client *c = http_client_new(stub_url(s), &opts, &err);
 	struct http_request req = {.method = "GET", .path = "/x"};
 	struct http_response resp;
 	int sockets_before, sockets_after;
@@ -291,22 +117,20 @@ static void connection_is_reused_cloexec_and_headers_captured(void **state)
 	assert_string_equal(resp.request_id, "rid-3");
 	http_response_clear(&resp);
 	assert_int_equal(http_client_connects(c), 1);
-	assert_int_equal(s->connections, 1);
-	assert_non_null(strstr(s->requests[2], "PUT /x HTTP/1.1\r\n"));
-	assert_null(strcasestr(s->requests[2], "Content-Type"));
+	assert_int_equal(stub_connections(s), 1);
+	assert_non_null(strstr(stub_request(s, 2), "PUT /x HTTP/1.1\r\n"));
+	assert_null(strcasestr(stub_request(s, 2), "Content-Type"));
 	http_client_free(c);
-	free(url);
-	server_stop(s);
+	stub_stop(s);
 }
 
 static void deadline_bounds_every_attempt(void **state)
 {
-	static const struct reply script[] = {{0, NULL, NULL}};
-	struct server *s = server_start(script, COUNT(script));
+	static const struct stub_reply script[] = {{STUB_SILENT, NULL, NULL}};
+	struct stub *s = stub_start(script, COUNT(script));
 	struct http_options opts = {.allow_http = true, .timeout_ms = 10000};
 	struct kb_error err = {{0}};
-	char *url = server_url(s);
-	struct http_client *c = http_client_new(url, &opts, &err);
+	struct http_client *c = http_client_new(stub_url(s), &opts, &err);
 	struct http_request req = {.method = "GET", .path = "/"};
 	struct http_response resp;
 	int64_t started = deadline_now_ms();
@@ -321,8 +145,7 @@ static void deadline_bounds_every_attempt(void **state)
 	assert_true(deadline_now_ms() - started < 50);
 	assert_non_null(strstr(err.msg, "deadline passed"));
 	http_client_free(c);
-	free(url);
-	server_stop(s);
+	stub_stop(s);
 }
 
 /* ---- aws_query ---- */
@@ -352,47 +175,42 @@ static int setup_env(void **state)
 	return 0;
 }
 
-static struct imds_client *imds_for(const struct server *s)
+static struct imds_client *imds_for(const struct stub *s)
 {
-	char *url = server_url(s);
-	struct imds_options opts = {.endpoint = url, .timeout_ms = 5000};
+	struct imds_options opts = {.endpoint = stub_url(s), .timeout_ms = 5000};
 	struct kb_error err = {{0}};
 	struct imds_client *c = imds_client_new(&opts, &err);
 
 	assert_non_null(c);
-	free(url);
 	return c;
 }
 
 /* A scripted EC2 endpoint (and IMDS when given a script), a context pointed at them with no
  * backoff randomness, and the last call's answer. */
 struct rig {
-	struct server *ec2;
-	struct server *imds_server;
+	struct stub *ec2;
+	struct stub *imds_server;
 	struct imds_client *imds;
 	struct aws_ctx *ctx;
 	struct aws_response *out;
 	struct kb_error err;
 };
 
-static void rig_start(struct rig *r, const struct reply *ec2, size_t ec2_len, int attempts,
-		      const struct reply *imds, size_t imds_len)
+static void rig_start(struct rig *r, const struct stub_reply *ec2, size_t ec2_len, int attempts,
+		      const struct stub_reply *imds, size_t imds_len)
 {
 	struct aws_ctx_options opts = {.region = "us-east-1", .max_attempts = attempts,
 				       .timeout_ms = 5000};
-	char *url;
 
 	memset(r, 0, sizeof(*r));
-	r->ec2 = server_start(ec2, ec2_len);
+	r->ec2 = stub_start(ec2, ec2_len);
 	if (imds) {
-		r->imds_server = server_start(imds, imds_len);
+		r->imds_server = stub_start(imds, imds_len);
 		r->imds = imds_for(r->imds_server);
 		unsetenv("AWS_ACCESS_KEY_ID");
 		unsetenv("AWS_SECRET_ACCESS_KEY");
 	}
-	url = server_url(r->ec2);
-	setenv("AWS_ENDPOINT_URL_EC2", url, 1);
-	free(url);
+	setenv("AWS_ENDPOINT_URL_EC2", stub_url(r->ec2), 1);
 	opts.imds = r->imds;
 	r->ctx = aws_ctx_new(&opts, DEADLINE_NEVER, &r->err);
 	assert_non_null(r->ctx);
@@ -418,9 +236,8 @@ static void rig_stop(struct rig *r)
 	aws_response_free(r->out);
 	aws_ctx_free(r->ctx);
 	imds_client_free(r->imds);
-	if (r->imds_server)
-		server_stop(r->imds_server);
-	server_stop(r->ec2);
+	stub_stop(r->imds_server);
+	stub_stop(r->ec2);
 }
 
 #define EC2_ERROR(code, msg)                                                             \
@@ -429,12 +246,12 @@ static void rig_stop(struct rig *r)
 	"</RequestID></Response>"
 #define OK_BODY "<DescribeVolumesResponse><requestId>ok</requestId></DescribeVolumesResponse>"
 
-static const struct reply throttled = {503, NULL,
-				       EC2_ERROR("RequestLimitExceeded", "Request limit exceeded.")};
+static const struct stub_reply throttled = {
+	503, EC2_ERROR("RequestLimitExceeded", "Request limit exceeded."), NULL};
 
 static void throttling_is_retried_until_success(void **state)
 {
-	const struct reply script[] = {throttled, throttled, {200, NULL, OK_BODY}};
+	const struct stub_reply script[] = {throttled, throttled, {200, OK_BODY, NULL}};
 	struct rig r;
 
 	(void)state;
@@ -443,26 +260,27 @@ static void throttling_is_retried_until_success(void **state)
 	assert_int_equal(r.out->http_status, 200);
 	assert_string_equal(r.out->body, OK_BODY);
 	assert_null(r.out->error_code);
-	assert_int_equal(r.ec2->request_count, 3);
+	assert_int_equal(stub_served(r.ec2), 3);
 	assert_int_equal(aws_ctx_calls(r.ctx, AWS_SERVICE_EC2), 3);
 	assert_int_equal(aws_ctx_connects(r.ctx, AWS_SERVICE_EC2), 1);
-	assert_int_equal(r.ec2->connections, 1);
+	assert_int_equal(stub_connections(r.ec2), 1);
 	/* Two retries cost 5 each; the success refunds the last one. */
 	assert_int_equal(aws_ctx_quota_tokens(r.ctx), 495);
 	/* What was hashed is what was sent: the encoded body, and the signed headers. */
 	for (size_t i = 0; i < 3; i++) {
-		assert_non_null(strstr(r.ec2->requests[i], "\r\n\r\nAction=DescribeVolumes&Version="
-							   "2016-11-15&VolumeId.1=vol-1"));
-		assert_non_null(strstr(r.ec2->requests[i],
+		assert_non_null(strstr(stub_request(r.ec2, i),
+				       "\r\n\r\nAction=DescribeVolumes&Version=2016-11-15&"
+				       "VolumeId.1=vol-1"));
+		assert_non_null(strstr(stub_request(r.ec2, i),
 				       "SignedHeaders=content-type;host;x-amz-date, Signature="));
-		assert_non_null(strstr(r.ec2->requests[i], "Credential=AKIDTRANSPORT/"));
+		assert_non_null(strstr(stub_request(r.ec2, i), "Credential=AKIDTRANSPORT/"));
 	}
 	rig_stop(&r);
 }
 
 static void endless_throttling_fails_with_awss_code(void **state)
 {
-	const struct reply script[] = {throttled};
+	const struct stub_reply script[] = {throttled};
 	struct rig r;
 
 	(void)state;
@@ -474,13 +292,13 @@ static void endless_throttling_fails_with_awss_code(void **state)
 	assert_string_equal(r.err.msg, "DescribeVolumes: RequestLimitExceeded: Request limit "
 				       "exceeded. (HTTP 503, request id req-RequestLimitExceeded; "
 				       "gave up after 4 attempts: no attempts left)");
-	assert_int_equal(r.ec2->request_count, 4);
+	assert_int_equal(stub_served(r.ec2), 4);
 	rig_stop(&r);
 }
 
 static void retries_never_sleep_past_the_deadline(void **state)
 {
-	const struct reply script[] = {throttled};
+	const struct stub_reply script[] = {throttled};
 	struct rig r;
 	int64_t started;
 
@@ -491,7 +309,7 @@ static void retries_never_sleep_past_the_deadline(void **state)
 	started = deadline_now_ms();
 	assert_int_equal(rig_query(&r, started + 2500), -KB_EUNAVAIL);
 	assert_true(deadline_now_ms() - started < 2500);
-	assert_int_equal(r.ec2->request_count, 2);
+	assert_int_equal(stub_served(r.ec2), 2);
 	assert_non_null(strstr(r.err.msg, "RequestLimitExceeded"));
 	assert_non_null(strstr(r.err.msg, "the deadline leaves no time"));
 	rig_stop(&r);
@@ -499,10 +317,11 @@ static void retries_never_sleep_past_the_deadline(void **state)
 
 static void final_errors_return_at_once_with_awss_code(void **state)
 {
-	const struct reply script[] = {
-		{400, NULL, EC2_ERROR("InvalidParameterValue", "Value (x) for parameter is invalid")},
-		{403, NULL, EC2_ERROR("UnauthorizedOperation", "You are not authorized")},
-		{412, NULL, EC2_ERROR("DryRunOperation", "Request would have succeeded")},
+	const struct stub_reply script[] = {
+		{400, EC2_ERROR("InvalidParameterValue", "Value (x) for parameter is invalid"),
+		 NULL},
+		{403, EC2_ERROR("UnauthorizedOperation", "You are not authorized"), NULL},
+		{412, EC2_ERROR("DryRunOperation", "Request would have succeeded"), NULL},
 	};
 	struct rig r;
 
@@ -517,19 +336,19 @@ static void final_errors_return_at_once_with_awss_code(void **state)
 	assert_string_equal(r.out->error_code, "UnauthorizedOperation");
 	assert_int_equal(rig_query(&r, deadline_after_ms(10000)), -KB_EAWS);
 	assert_string_equal(r.out->error_code, "DryRunOperation");
-	assert_int_equal(r.ec2->request_count, 3);
+	assert_int_equal(stub_served(r.ec2), 3);
 	rig_stop(&r);
 }
 
 static void retry_quota_ends_a_storm(void **state)
 {
-	const struct reply script[] = {{500, NULL, "<html>oops</html>"}};
+	const struct stub_reply script[] = {{500, "<html>oops</html>", NULL}};
 	struct rig r;
 
 	(void)state;
 	rig_start(&r, script, COUNT(script), 200, NULL, 0);
 	assert_int_equal(rig_query(&r, deadline_after_ms(30000)), -KB_EUNAVAIL);
-	assert_int_equal(r.ec2->request_count, 101); /* 500 tokens / 5 per retry */
+	assert_int_equal(stub_served(r.ec2), 101); /* 500 tokens / 5 per retry */
 	assert_int_equal(aws_ctx_quota_tokens(r.ctx), 0);
 	assert_non_null(strstr(r.err.msg, "retry quota exhausted"));
 	assert_non_null(strstr(r.err.msg, "HTTP 500"));
@@ -540,13 +359,14 @@ static void retry_quota_ends_a_storm(void **state)
 static void connection_errors_are_retried_then_unavailable(void **state)
 {
 	struct aws_ctx_options opts = {.region = "us-east-1", .max_attempts = 3};
+	struct stub *gone = stub_start(NULL, 0);
 	struct rig r;
-	char url[64];
 
 	(void)state;
 	memset(&r, 0, sizeof(r));
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", closed_port());
-	setenv("AWS_ENDPOINT_URL_EC2", url, 1);
+	/* Where a server listened a moment ago and nothing does now. */
+	setenv("AWS_ENDPOINT_URL_EC2", stub_url(gone), 1);
+	stub_stop(gone);
 	r.ctx = aws_ctx_new(&opts, DEADLINE_NEVER, &r.err);
 	aws_ctx_set_random(r.ctx, zero, NULL);
 	assert_int_equal(rig_query(&r, deadline_after_ms(5000)), -KB_EUNAVAIL);
@@ -555,6 +375,21 @@ static void connection_errors_are_retried_then_unavailable(void **state)
 	assert_non_null(strstr(r.err.msg, "gave up after 3 attempts"));
 	assert_int_equal(aws_ctx_calls(r.ctx, AWS_SERVICE_EC2), 3);
 	aws_ctx_free(r.ctx);
+}
+
+static void a_hung_up_request_is_retried_on_a_new_connection(void **state)
+{
+	const struct stub_reply script[] = {{STUB_HANG_UP, NULL, NULL}, {200, OK_BODY, NULL}};
+	struct rig r;
+
+	(void)state;
+	rig_start(&r, script, COUNT(script), 3, NULL, 0);
+	assert_int_equal(rig_query(&r, deadline_after_ms(10000)), 0);
+	assert_string_equal(r.out->body, OK_BODY);
+	assert_int_equal(stub_served(r.ec2), 2);
+	assert_int_equal(stub_connections(r.ec2), 2);
+	assert_int_equal(aws_ctx_connects(r.ctx, AWS_SERVICE_EC2), 2);
+	rig_stop(&r);
 }
 
 static int64_t wall_now(void *arg)
@@ -577,7 +412,7 @@ static void clock_skew_is_corrected_once(void **state)
 {
 	char date[64], headers[96];
 	time_t ahead = time(NULL) + 7200;
-	struct reply script[3];
+	struct stub_reply script[3];
 	struct tm tm;
 	struct rig r;
 	int64_t first, second;
@@ -586,21 +421,22 @@ static void clock_skew_is_corrected_once(void **state)
 	gmtime_r(&ahead, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	snprintf(headers, sizeof(headers), "Date: %s\r\n", date);
-	script[0] = (struct reply){400, headers, EC2_ERROR("RequestExpired", "Request has expired.")};
-	script[1] = (struct reply){200, headers, OK_BODY};
+	script[0] = (struct stub_reply){400, EC2_ERROR("RequestExpired", "Request has expired."),
+					headers};
+	script[1] = (struct stub_reply){200, OK_BODY, headers};
 	script[2] = script[0];
 	rig_start(&r, script, COUNT(script), 10, NULL, 0);
 	aws_ctx_set_wall_clock(r.ctx, wall_now, NULL);
 	assert_int_equal(rig_query(&r, deadline_after_ms(10000)), 0);
-	first = amz_date_ms(r.ec2->requests[0]);
-	second = amz_date_ms(r.ec2->requests[1]);
+	first = amz_date_ms(stub_request(r.ec2, 0));
+	second = amz_date_ms(stub_request(r.ec2, 1));
 	assert_in_range(second - first, 7200000 - 5000, 7200000 + 5000);
 	assert_in_range(aws_ctx_clock_offset_ms(r.ctx), 7200000 - 5000, 7200000 + 5000);
 	/* The server keeps saying expired, with a Date that now agrees: no second correction,
 	 * no retry (RequestExpired is not transient). */
 	assert_int_equal(rig_query(&r, deadline_after_ms(10000)), -KB_EAWS);
 	assert_string_equal(r.out->error_code, "RequestExpired");
-	assert_int_equal(r.ec2->request_count, 3);
+	assert_int_equal(stub_served(r.ec2), 3);
 	rig_stop(&r);
 }
 
@@ -611,32 +447,35 @@ static void clock_skew_is_corrected_once(void **state)
 	"\"SecretAccessKey\":\"secret-of-" akid "\",\"Token\":\"token-of-" akid "\","          \
 	"\"Expiration\":\"2100-01-01T00:00:00Z\"}"
 #define CREDS_EXPIRE_MS 4102444800000LL /* 2100-01-01T00:00:00Z */
-#define AUTH_FAILURE {401, NULL, EC2_ERROR("AuthFailure", "AWS was not able to validate it")}
+#define AUTH_FAILURE {401, EC2_ERROR("AuthFailure", "AWS was not able to validate it"), NULL}
 
 static void refused_instance_credentials_are_refreshed_once(void **state)
 {
-	static const struct reply imds_script[] = {
-		{200, NULL, "imds-token-1"},
-		{200, NULL, "kafka-broker-role\n"},
-		{200, NULL, CREDS("ASIAFIRST")},
-		{200, NULL, CREDS("ASIASECOND")},
+	static const struct stub_reply imds_script[] = {
+		{200, "imds-token-1", NULL},
+		{200, "kafka-broker-role\n", NULL},
+		{200, CREDS("ASIAFIRST"), NULL},
+		{200, CREDS("ASIASECOND"), NULL},
 	};
-	static const struct reply ec2_script[] = {AUTH_FAILURE, {200, NULL, OK_BODY}, AUTH_FAILURE};
+	static const struct stub_reply ec2_script[] = {
+		AUTH_FAILURE, {200, OK_BODY, NULL}, AUTH_FAILURE,
+	};
 	struct rig r;
 	char *line;
 
 	(void)state;
 	rig_start(&r, ec2_script, COUNT(ec2_script), 10, imds_script, COUNT(imds_script));
 	assert_int_equal(rig_query(&r, deadline_after_ms(10000)), 0);
-	assert_non_null(strstr(r.ec2->requests[0], "Credential=ASIAFIRST/"));
-	assert_non_null(strstr(r.ec2->requests[0], "X-Amz-Security-Token: token-of-ASIAFIRST\r\n"));
-	assert_non_null(strstr(r.ec2->requests[1], "Credential=ASIASECOND/"));
-	assert_non_null(strstr(r.ec2->requests[1],
+	assert_non_null(strstr(stub_request(r.ec2, 0), "Credential=ASIAFIRST/"));
+	assert_non_null(strstr(stub_request(r.ec2, 0),
+			       "X-Amz-Security-Token: token-of-ASIAFIRST\r\n"));
+	assert_non_null(strstr(stub_request(r.ec2, 1), "Credential=ASIASECOND/"));
+	assert_non_null(strstr(stub_request(r.ec2, 1),
 			       "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"));
 	/* Token PUT, role listing, credentials twice: the role name is cached. */
-	assert_int_equal(r.imds_server->request_count, 4);
+	assert_int_equal(stub_served(r.imds_server), 4);
 	assert_int_equal(imds_client_calls(r.imds), 4);
-	assert_non_null(strstr(r.imds_server->requests[3],
+	assert_non_null(strstr(stub_request(r.imds_server, 3),
 			       "GET /latest/meta-data/iam/security-credentials/kafka-broker-role "));
 	/* Refused again after the refresh: the error, not a loop. */
 	assert_int_equal(rig_query(&r, deadline_after_ms(10000)), -KB_EAWS);
@@ -657,44 +496,46 @@ static int64_t fixed_wall(void *arg)
 
 static void credentials_refresh_early_keeps_old_ones_until_ten_minutes(void **state)
 {
-	static const struct reply imds_script[] = {
-		{200, NULL, "imds-token"},
-		{200, NULL, "kafka-broker-role\n"},
-		{200, NULL, CREDS("ASIAFIRST")},
-		{200, NULL, "{\"Code\":\"Failure\",\"Message\":\"IMDS broke\"}"},
+	static const struct stub_reply imds_script[] = {
+		{200, "imds-token", NULL},
+		{200, "kafka-broker-role\n", NULL},
+		{200, CREDS("ASIAFIRST"), NULL},
+		{200, "{\"Code\":\"Failure\",\"Message\":\"IMDS broke\"}", NULL},
 	};
-	static const struct reply ec2_script[] = {{200, NULL, OK_BODY}};
+	static const struct stub_reply ec2_script[] = {{200, OK_BODY, NULL}};
 	struct rig r;
 
 	(void)state;
 	rig_start(&r, ec2_script, COUNT(ec2_script), 10, imds_script, COUNT(imds_script));
 	assert_int_equal(rig_query(&r, deadline_after_ms(10000)), 0);
-	assert_int_equal(r.imds_server->request_count, 3);
+	assert_int_equal(stub_served(r.imds_server), 3);
 	/* 12 minutes before expiry: a refresh is tried, fails, the old credentials sign. */
 	fixed_wall_ms = CREDS_EXPIRE_MS - 12 * 60 * 1000;
 	aws_ctx_set_wall_clock(r.ctx, fixed_wall, NULL);
 	assert_int_equal(rig_query(&r, deadline_after_ms(10000)), 0);
-	assert_int_equal(r.imds_server->request_count, 4);
-	assert_non_null(strstr(r.ec2->requests[1], "Credential=ASIAFIRST/"));
+	assert_int_equal(stub_served(r.imds_server), 4);
+	assert_non_null(strstr(stub_request(r.ec2, 1), "Credential=ASIAFIRST/"));
 	/* Within a minute of that failure IMDS is left alone. */
 	fixed_wall_ms += 30 * 1000;
 	assert_int_equal(rig_query(&r, deadline_after_ms(10000)), 0);
-	assert_int_equal(r.imds_server->request_count, 4);
+	assert_int_equal(stub_served(r.imds_server), 4);
 	/* 9 minutes before expiry the refresh must succeed, or the call fails unsent. */
 	fixed_wall_ms = CREDS_EXPIRE_MS - 9 * 60 * 1000;
 	assert_true(rig_query(&r, deadline_after_ms(10000)) < 0);
 	assert_null(r.out);
 	assert_string_equal(r.err.msg, "DescribeVolumes: AWS credentials: instance credentials: "
 				       "Code Failure: IMDS broke");
-	assert_int_equal(r.imds_server->request_count, 5);
-	assert_int_equal(r.ec2->request_count, 3);
+	assert_int_equal(stub_served(r.imds_server), 5);
+	assert_int_equal(stub_served(r.ec2), 3);
 	rig_stop(&r);
 }
 
 static void region_comes_from_imds_when_the_environment_names_none(void **state)
 {
-	static const struct reply script[] = {{200, NULL, "token"}, {200, NULL, "eu-west-3\n"}};
-	struct server *s = server_start(script, COUNT(script));
+	static const struct stub_reply script[] = {
+		{200, "token", NULL}, {200, "eu-west-3\n", NULL},
+	};
+	struct stub *s = stub_start(script, COUNT(script));
 	struct imds_client *imds = imds_for(s);
 	struct aws_ctx_options opts = {.imds = imds};
 	struct kb_error err = {{0}};
@@ -706,21 +547,21 @@ static void region_comes_from_imds_when_the_environment_names_none(void **state)
 	ctx = aws_ctx_new(&opts, deadline_after_ms(5000), &err);
 	assert_non_null(ctx);
 	assert_string_equal(aws_ctx_region(ctx), "eu-west-3");
-	assert_non_null(strstr(s->requests[1], "GET /latest/meta-data/placement/region "));
+	assert_non_null(strstr(stub_request(s, 1), "GET /latest/meta-data/placement/region "));
 	aws_ctx_free(ctx);
 	imds_client_free(imds);
-	server_stop(s);
+	stub_stop(s);
 }
 
 /* ---- IMDS ---- */
 
 static void imds_token_is_put_sent_and_renewed_on_401(void **state)
 {
-	static const struct reply script[] = {
-		{200, NULL, "token-A"}, {401, NULL, ""}, {200, NULL, "token-B"},
-		{200, NULL, "i-0123456789abcdef0"}, {200, NULL, "us-east-1a"},
+	static const struct stub_reply script[] = {
+		{200, "token-A", NULL}, {401, "", NULL}, {200, "token-B", NULL},
+		{200, "i-0123456789abcdef0", NULL}, {200, "us-east-1a", NULL},
 	};
-	struct server *s = server_start(script, COUNT(script));
+	struct stub *s = stub_start(script, COUNT(script));
 	struct imds_client *c = imds_for(s);
 	struct kb_error err = {{0}};
 	char *out = NULL;
@@ -734,25 +575,27 @@ static void imds_token_is_put_sent_and_renewed_on_401(void **state)
 			 0);
 	assert_string_equal(out, "us-east-1a");
 	free(out);
-	assert_int_equal(s->request_count, 5);
-	assert_non_null(strstr(s->requests[0], "PUT /latest/api/token HTTP/1.1\r\n"));
-	assert_non_null(strstr(s->requests[0], "X-aws-ec2-metadata-token-ttl-seconds: 21600\r\n"));
-	assert_non_null(strstr(s->requests[1], "X-aws-ec2-metadata-token: token-A\r\n"));
-	assert_non_null(strstr(s->requests[2], "PUT /latest/api/token"));
-	assert_non_null(strstr(s->requests[3], "X-aws-ec2-metadata-token: token-B\r\n"));
-	assert_non_null(strstr(s->requests[4], "GET /latest/meta-data/placement/availability-zone "));
-	assert_non_null(strstr(s->requests[4], "X-aws-ec2-metadata-token: token-B\r\n"));
+	assert_int_equal(stub_served(s), 5);
+	assert_non_null(strstr(stub_request(s, 0), "PUT /latest/api/token HTTP/1.1\r\n"));
+	assert_non_null(strstr(stub_request(s, 0),
+			       "X-aws-ec2-metadata-token-ttl-seconds: 21600\r\n"));
+	assert_non_null(strstr(stub_request(s, 1), "X-aws-ec2-metadata-token: token-A\r\n"));
+	assert_non_null(strstr(stub_request(s, 2), "PUT /latest/api/token"));
+	assert_non_null(strstr(stub_request(s, 3), "X-aws-ec2-metadata-token: token-B\r\n"));
+	assert_non_null(strstr(stub_request(s, 4),
+			       "GET /latest/meta-data/placement/availability-zone "));
+	assert_non_null(strstr(stub_request(s, 4), "X-aws-ec2-metadata-token: token-B\r\n"));
 	imds_client_free(c);
-	server_stop(s);
+	stub_stop(s);
 }
 
 static void imds_absent_key_is_enoent_and_wait_retries_it(void **state)
 {
-	static const struct reply script[] = {
-		{200, NULL, "token"}, {404, NULL, ""}, {404, NULL, ""}, {404, NULL, ""},
-		{200, NULL, "10.0.1.0/24"}, {404, NULL, ""},
+	static const struct stub_reply script[] = {
+		{200, "token", NULL}, {404, "", NULL}, {404, "", NULL}, {404, "", NULL},
+		{200, "10.0.1.0/24", NULL}, {404, "", NULL},
 	};
-	struct server *s = server_start(script, COUNT(script));
+	struct stub *s = stub_start(script, COUNT(script));
 	struct imds_client *c = imds_for(s);
 	struct kb_error err = {{0}};
 	const char *path = "meta-data/network/interfaces/macs/0e:00:00:00:00:01/"
@@ -775,16 +618,16 @@ static void imds_absent_key_is_enoent_and_wait_retries_it(void **state)
 	assert_in_range(deadline_now_ms() - started, 550, 2000);
 	assert_non_null(strstr(err.msg, "still absent"));
 	imds_client_free(c);
-	server_stop(s);
+	stub_stop(s);
 }
 
 static void imds_5xx_is_retried_and_refused_token_is_final(void **state)
 {
-	static const struct reply flaky[] = {
-		{200, NULL, "token"}, {503, NULL, ""}, {500, NULL, ""}, {200, NULL, "i-1"},
+	static const struct stub_reply flaky[] = {
+		{200, "token", NULL}, {503, "", NULL}, {500, "", NULL}, {200, "i-1", NULL},
 	};
-	static const struct reply refused[] = {{403, NULL, ""}};
-	struct server *s = server_start(flaky, COUNT(flaky));
+	static const struct stub_reply refused[] = {{403, "", NULL}};
+	struct stub *s = stub_start(flaky, COUNT(flaky));
 	struct imds_client *c = imds_for(s);
 	struct kb_error err = {{0}};
 	char *out = NULL;
@@ -794,19 +637,19 @@ static void imds_5xx_is_retried_and_refused_token_is_final(void **state)
 			 0);
 	assert_string_equal(out, "i-1");
 	free(out);
-	assert_int_equal(s->request_count, 4);
+	assert_int_equal(stub_served(s), 4);
 	imds_client_free(c);
-	server_stop(s);
+	stub_stop(s);
 
-	s = server_start(refused, COUNT(refused));
+	s = stub_start(refused, COUNT(refused));
 	c = imds_for(s);
 	assert_int_equal(imds_get(c, "meta-data/instance-id", deadline_after_ms(10000), &out, &err),
 			 -KB_EUNAVAIL);
 	assert_non_null(strstr(err.msg, "refused a session token"));
 	/* No IMDSv1 fallback: nothing was asked without a token. */
-	assert_int_equal(s->request_count, 1);
+	assert_int_equal(stub_served(s), 1);
 	imds_client_free(c);
-	server_stop(s);
+	stub_stop(s);
 }
 
 int main(void)
@@ -821,6 +664,7 @@ int main(void)
 		cmocka_unit_test_setup(final_errors_return_at_once_with_awss_code, setup_env),
 		cmocka_unit_test_setup(retry_quota_ends_a_storm, setup_env),
 		cmocka_unit_test_setup(connection_errors_are_retried_then_unavailable, setup_env),
+		cmocka_unit_test_setup(a_hung_up_request_is_retried_on_a_new_connection, setup_env),
 		cmocka_unit_test_setup(clock_skew_is_corrected_once, setup_env),
 		cmocka_unit_test_setup(refused_instance_credentials_are_refreshed_once, setup_env),
 		cmocka_unit_test_setup(credentials_refresh_early_keeps_old_ones_until_ten_minutes,

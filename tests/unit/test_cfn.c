@@ -46,9 +46,9 @@ static char *fixture(const char *name)
 
 static void signal_sends_the_four_parameters_and_reads_the_answer(void **state)
 {
-	const struct stub_reply replies[] = {{200, signal_ok}, {200, signal_ok}};
+	const struct stub_reply replies[] = {{200, signal_ok, NULL}, {200, signal_ok, NULL}};
 	struct kb_error err = {{0}};
-	struct stub s;
+	struct stub *s;
 	struct aws_ctx *ctx = stub_ctx(&s, replies, 2);
 
 	(void)state;
@@ -57,36 +57,36 @@ static void signal_sends_the_four_parameters_and_reads_the_answer(void **state)
 	assert_int_equal(cfn_signal_resource(ctx, "kafka-prod", "BrokerGroup",
 					     "i-0123456789abcdef0", false,
 					     deadline_after_ms(10000), &err), 0);
-	assert_string_equal(stub_body(&s, 0),
+	assert_string_equal(stub_body(s, 0),
 			    "Action=SignalResource&Version=2010-05-15&StackName=" STACK_ARN_FORM
 			    "&LogicalResourceId=BrokerGroup&UniqueId=i-0123456789abcdef0"
 			    "&Status=SUCCESS");
-	assert_string_equal(stub_body(&s, 1),
+	assert_string_equal(stub_body(s, 1),
 			    "Action=SignalResource&Version=2010-05-15&StackName=kafka-prod"
 			    "&LogicalResourceId=BrokerGroup&UniqueId=i-0123456789abcdef0"
 			    "&Status=FAILURE");
 	assert_string_equal(err.msg, "");
 	aws_ctx_free(ctx);
-	stub_stop(&s);
+	stub_stop(s);
 }
 
 static void a_resource_not_waiting_is_ealready_and_other_errors_are_not(void **state)
 {
 	char *not_waiting = fixture("cfn-error-not-waiting.xml");
 	const struct stub_reply replies[] = {
-		{400, not_waiting},
+		{400, not_waiting, NULL},
 		{400, "<ErrorResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\">"
 		      "<Error><Type>Sender</Type><Code>ValidationError</Code>"
 		      "<Message>Stack with id kafka-prod does not exist</Message></Error>"
-		      "<RequestId>b254</RequestId></ErrorResponse>"},
+		      "<RequestId>b254</RequestId></ErrorResponse>", NULL},
 		{403, "<ErrorResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\">"
 		      "<Error><Type>Sender</Type><Code>AccessDenied</Code>"
 		      "<Message>not authorized to perform: cloudformation:SignalResource</Message>"
-		      "</Error><RequestId>b255</RequestId></ErrorResponse>"},
-		{200, "<DescribeStacksResponse/>"},
+		      "</Error><RequestId>b255</RequestId></ErrorResponse>", NULL},
+		{200, "<DescribeStacksResponse/>", NULL},
 	};
 	struct kb_error err = {{0}};
-	struct stub s;
+	struct stub *s;
 	struct aws_ctx *ctx = stub_ctx(&s, replies, 4);
 
 	(void)state;
@@ -108,7 +108,7 @@ static void a_resource_not_waiting_is_ealready_and_other_errors_are_not(void **s
 	assert_non_null(strstr(err.msg, "expected <SignalResourceResponse>, got "
 					"<DescribeStacksResponse>"));
 	aws_ctx_free(ctx);
-	stub_stop(&s);
+	stub_stop(s);
 	free(not_waiting);
 }
 
@@ -126,14 +126,14 @@ static void only_names_and_arns_of_botocores_pattern_are_sent(void **state)
 	struct stub_reply replies[6];
 	struct kb_error err = {{0}};
 	char id65[66], name129[130];
-	struct stub s;
+	struct stub *s;
 	struct aws_ctx *ctx;
 
 	(void)state;
 	memset(name129, 'a', 129);
 	name129[129] = '\0';
 	for (size_t i = 0; i < 6; i++)
-		replies[i] = (struct stub_reply){200, signal_ok};
+		replies[i] = (struct stub_reply){200, signal_ok, NULL};
 	ctx = stub_ctx(&s, replies, 6);
 	for (size_t i = 0; i < sizeof(bad_stacks) / sizeof(bad_stacks[0]); i++) {
 		const char *stack = bad_stacks[i] ? bad_stacks[i] : name129;
@@ -152,7 +152,7 @@ static void only_names_and_arns_of_botocores_pattern_are_sent(void **state)
 					     deadline_after_ms(10000), &err), -EINVAL);
 	assert_int_equal(cfn_signal_resource(ctx, "kafka", "BrokerGroup", "", true,
 					     deadline_after_ms(10000), &err), -EINVAL);
-	assert_int_equal(stub_served(&s), 0);
+	assert_int_equal(stub_served(s), 0);
 	for (size_t i = 0; i < sizeof(good_stacks) / sizeof(good_stacks[0]); i++) {
 		kb_error_clear(&err);
 		if (cfn_signal_resource(ctx, good_stacks[i], "BrokerGroup", "i-1", true,
@@ -162,9 +162,9 @@ static void only_names_and_arns_of_botocores_pattern_are_sent(void **state)
 	name129[128] = '\0';
 	assert_int_equal(cfn_signal_resource(ctx, name129, "BrokerGroup", "i-1", true,
 					     deadline_after_ms(10000), &err), 0);
-	assert_int_equal(stub_served(&s), 6);
+	assert_int_equal(stub_served(s), 6);
 	aws_ctx_free(ctx);
-	stub_stop(&s);
+	stub_stop(s);
 }
 
 /* ---- cfn-signal ---- */

@@ -157,6 +157,25 @@ static void each_kind_of_file_mistake_is_refused_with_key_and_allowed_values(voi
 	}
 }
 
+/* jansson's error text quotes the input near the error: never what the operator sees. */
+static void a_syntax_error_never_quotes_the_password(void **state)
+{
+	const char *inputs[] = {
+		"{\"zookeeper_auth\": \"kafka:VeryS3cret}",
+		"{\"zookeeper_auth\": \"kafka:S3cretP\\a\"}",
+		"{\"zookeeper_auth\": \"kafka:VeryS3cret\" \"cluster\": \"x\"}",
+	};
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+		kb_error_clear(&f->err);
+		assert_int_equal(config_merge_json(f->cfg, inputs[i], "50-stack.json", &f->err),
+				 -KB_ECONFIG);
+		if (strstr(f->err.msg, "S3cret") || !strstr(f->err.msg, "50-stack.json: line 1"))
+			fail_msg("input %s: message '%s'", inputs[i], f->err.msg);
+	}
+}
+
 static void unknown_environment_variable_with_our_prefix_is_refused(void **state)
 {
 	struct fixture *f = *state;
@@ -251,6 +270,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			each_kind_of_file_mistake_is_refused_with_key_and_allowed_values, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(a_syntax_error_never_quotes_the_password, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
 			unknown_environment_variable_with_our_prefix_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(invalid_combinations_are_refused_by_validation,

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "kb/config.h"
+#include "kb/deadline.h"
 #include "kb/log.h"
 #include "kb/pipeline.h"
 
@@ -25,9 +26,18 @@ static bool prerequisite_seen[STAGE_COUNT];
 static char status_path[64];
 static char console_path[64];
 
+static int transient_failures_left;
+static int attempts[STAGE_COUNT];
+
 static int record(struct kb_run *run)
 {
 	int id = run->current_stage;
+
+	attempts[id]++;
+	if (id == fail_at && transient_failures_left > 0) {
+		transient_failures_left--;
+		return kb_errorf(&run->err, KB_EUNAVAIL, "ZooKeeper at zk1:2181 did not answer");
+	}
 
 	prerequisite_seen[id] = run->prerequisite;
 	strcat(calls, pipeline_stage_name(id));
@@ -57,12 +67,22 @@ static int setup(void **state)
 	/* Like /dev/console, it exists before anyone writes to it. */
 	fclose(fopen(console_path, "w"));
 	assert_int_equal(config_set(cfg, "console", console_path, "t", NULL), 0);
+	assert_int_equal(config_set(cfg, "zookeeper_connect", "zk1:2181", "t", NULL), 0);
+	{
+		char run_root[96];
+
+		snprintf(run_root, sizeof(run_root), "%.*s/runroot",
+			 (int)(strstr(status_path, "/run/") - status_path), status_path);
+		assert_int_equal(config_set(cfg, "run_root", run_root, "t", NULL), 0);
+	}
 	log_init(LOG_LEVEL_ERROR);
 	log_set_console(console_path);
 	for (int i = 0; i < STAGE_COUNT; i++)
 		pipeline_set_stage_fn(i, record);
 	calls[0] = '\0';
 	fail_at = -1;
+	transient_failures_left = 0;
+	memset(attempts, 0, sizeof(attempts));
 	signal_saw_failed_stage = -2;
 	memset(prerequisite_seen, 0, sizeof(prerequisite_seen));
 	*state = cfg;
@@ -151,6 +171,12 @@ static const struct failure_case failures[] = {
 
 static void a_failed_stage_stops_the_rest_but_the_signal_stage_reports_it(void **state)
 {
+	struct kb_config *cfg = *state;
+
+	/* Too short a run to retry the transient ones (69, 75): they are told at once. */
+	assert_int_equal(config_set(cfg, "deadline_s", "1", "t", NULL), 0);
+	for (int s = 0; s < STAGE_COUNT; s++)
+		cfg->stage_deadline_s[s] = 1;
 	for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
 		json_t *root, *stages, *failed;
 		char expected[256] = "";
@@ -188,6 +214,21 @@ static void a_failed_signal_after_success_exits_14(void **state)
 	assert_int_equal(run_pipeline(*state, KB_MODE_RUN, -1), 14);
 }
 
+static void run_without_zookeeper_is_refused_before_any_stage(void **state)
+{
+	struct kb_config *cfg = *state;
+
+	assert_int_equal(config_set(cfg, "zookeeper_connect", "", "t", NULL), 0);
+	assert_int_equal(run_pipeline(cfg, KB_MODE_RUN, -1), 78);
+	assert_int_equal(run_pipeline(cfg, KB_MODE_PLAN, -1), 78);
+	assert_int_equal(run_pipeline(cfg, KB_MODE_RUN, STAGE_ENI), 78);
+	assert_string_equal(calls, "");
+	assert_null(fopen(status_path, "r"));
+	/* The stages before the claim need no ZooKeeper. */
+	assert_int_equal(run_pipeline(cfg, KB_MODE_RUN, STAGE_DISCOVER), 0);
+	assert_string_equal(calls, "identity discover ");
+}
+
 static void one_stage_reads_its_prerequisites_and_skips_the_rest(void **state)
 {
 	assert_int_equal(run_pipeline(*state, KB_MODE_RUN, STAGE_VOLUME), 0);
@@ -204,6 +245,66 @@ static void plan_runs_every_stage_and_writes_no_status_file(void **state)
 	assert_int_equal(access(status_path, F_OK), -1);
 }
 
+static void a_transient_failure_is_retried_from_its_stage_until_it_passes(void **state)
+{
+	fail_at = STAGE_CLAIM;
+	fail_with = 0;
+	transient_failures_left = 1;
+	assert_int_equal(run_pipeline(*state, KB_MODE_RUN, -1), 0);
+	assert_string_equal(calls, "identity discover claim eni volume network properties signal ");
+	assert_int_equal(attempts[STAGE_IDENTITY], 1);
+	assert_int_equal(attempts[STAGE_DISCOVER], 1);
+	assert_int_equal(attempts[STAGE_CLAIM], 2); /* the transient failure, then the pass */
+	assert_int_equal(signal_saw_failed_stage, -1);
+}
+
+static void a_permanent_failure_is_not_retried(void **state)
+{
+	fail_at = STAGE_CLAIM;
+	fail_with = KB_ENOID;
+	assert_int_equal(run_pipeline(*state, KB_MODE_RUN, -1), 10);
+	assert_int_equal(attempts[STAGE_CLAIM], 1);
+}
+
+static void a_transient_failure_outlasting_the_deadline_is_told(void **state)
+{
+	struct kb_config *cfg = *state;
+	int64_t start = deadline_now_ms(), took;
+
+	assert_int_equal(config_set(cfg, "deadline_s", "4", "t", NULL), 0);
+	for (int i = 0; i < STAGE_COUNT; i++)
+		cfg->stage_deadline_s[i] = 4;
+	fail_at = STAGE_ENI;
+	transient_failures_left = 1000;
+	assert_int_equal(run_pipeline(cfg, KB_MODE_RUN, -1), 69);
+	took = deadline_now_ms() - start;
+	/* Retried once after 1 s; the next wait (2 s) would leave too little of the 4 s. */
+	assert_int_equal(attempts[STAGE_ENI], 2);
+	assert_true(took >= 900 && took < 2500);
+	assert_int_equal(signal_saw_failed_stage, STAGE_ENI);
+	assert_non_null(strstr(read_console(), "did not answer"));
+}
+
+static void a_second_run_waits_for_the_lock_and_names_its_holder(void **state)
+{
+	struct kb_config *cfg = *state;
+	struct kb_error err = {{0}};
+	int held = -1;
+
+	assert_int_equal(pipeline_lock(cfg, deadline_after_ms(1000), &held, &err), 0);
+	assert_int_equal(config_set(cfg, "deadline_s", "1", "t", NULL), 0);
+	for (int i = 0; i < STAGE_COUNT; i++)
+		cfg->stage_deadline_s[i] = 1;
+	assert_int_equal(run_pipeline(cfg, KB_MODE_RUN, -1), 75);
+	assert_string_equal(calls, "");
+	/* plan only reads: it does not wait for the lock */
+	assert_int_equal(run_pipeline(cfg, KB_MODE_PLAN, -1), 0);
+	close(held);
+	calls[0] = '\0';
+	assert_int_equal(run_pipeline(cfg, KB_MODE_RUN, -1), 0);
+	assert_string_equal(calls, "identity discover claim eni volume network properties signal ");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,10 +315,19 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(a_failed_signal_after_success_exits_14, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(run_without_zookeeper_is_refused_before_any_stage,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(one_stage_reads_its_prerequisites_and_skips_the_rest,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			plan_runs_every_stage_and_writes_no_status_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			a_transient_failure_is_retried_from_its_stage_until_it_passes, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_permanent_failure_is_not_retried, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_transient_failure_outlasting_the_deadline_is_told,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			a_second_run_waits_for_the_lock_and_names_its_holder, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
