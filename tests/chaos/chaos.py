@@ -25,8 +25,23 @@ SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitiz
                        r"runtime error:|ThreadSanitizer")
 
 # Short deadlines for the scenarios that wait for something that never comes: a stage gives
-# up after a few seconds and the whole run within deadline_s.
-SHORT_DEADLINES = {"deadline_s": 20, **{f"{s}_deadline_s": 5 for s in STAGES}}
+# up after a few seconds, run retries it (a dependency that did not answer may come back)
+# and tells the failure once deadline_s is near.
+SHORT_DEADLINES = {"deadline_s": 8, **{f"{s}_deadline_s": 3 for s in STAGES}}
+SLACK_S = 3  # start-up, the signal stage, a loaded CI machine
+
+
+def failed_by_the_deadline(r, stage, words):
+    """Exit 69 once the run's deadline came, the stage retried until then, each attempt
+    within the stage's own deadline."""
+    assert r.exit_code == 69, r
+    failed = r.stage(stage)
+    assert failed and failed["outcome"] == "failed", r
+    assert words in failed["error"], failed
+    assert failed["duration_ms"] <= SHORT_DEADLINES[f"{stage}_deadline_s"] * 1000 + 500
+    assert f"stage {stage} failed (exit 69 UNAVAILABLE)" in r.stderr and "retrying it" in \
+        r.stderr, r
+    assert r.wall_s < SHORT_DEADLINES["deadline_s"] + SLACK_S, r
 
 
 def rounds(ci_default=1):

@@ -109,7 +109,7 @@ def test_a_nul_byte_in_a_string_is_refused_naming_the_file(world, inst):
         text = f.read()
     with open(inst.config_path, "w") as f:
         f.write(text.replace("{", '{\n  "tag_key": "Na\\u0000me",', 1))
-    assert_refused(world, inst, inst.run(), [inst.config_path, "\\u0000"])
+    assert_refused(world, inst, inst.run(), [inst.config_path, "line 2", "NUL"])
 
 
 def test_a_key_given_twice_is_refused(world, inst):
