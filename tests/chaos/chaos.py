@@ -79,7 +79,7 @@ def launch(w, az):
     return w.launch(az=az, metadata_tags=True)
 
 
-# ---- readers ------------------------------------------------------------------------------------
+# ---- readers ---------------------------------------------------------------------------
 
 def zk_owners(w):
     """{broker id: instance id} as ZooKeeper holds it, read by kazoo from inside the VPC;
@@ -144,7 +144,7 @@ def requests_by_stage(result):
     return out
 
 
-# ---- checks ---------------------------------------------------------------------------------------
+# ---- checks ------------------------------------------------------------------------------
 
 def no_crash(result):
     """The agent ended by itself with an exit code (no signal death) and no sanitizer
