@@ -104,7 +104,7 @@ def test_one_malformed_answer_is_a_clear_error_and_a_rerun_completes(target):
 
 
 @pytest.mark.parametrize("service, stage", [("ec2", "discover"), ("imds", "identity")])
-def test_answers_truncated_for_good_fail_by_the_stage_deadline(service, stage):
+def test_answers_truncated_for_good_fail_by_the_deadline(service, stage):
     with chaos.world(3, 1, 1, config=chaos.SHORT_DEADLINES, terminate_unhealthy=False,
                      faults={"truncated": {service: 1.0}}) as w:
         inst = w.instances[0]
@@ -163,6 +163,23 @@ def test_one_truncated_answer_anywhere_is_retried(n):
         chaos.check_world(w, [r])
         for key, k in chaos.successful_attaches(w.requests(inst)).items():
             assert k == 1, f"{what}: {key} carried out {k} times"
+
+
+@pytest.mark.parametrize("action", ["AttachNetworkInterface", "AttachVolume"])
+def test_an_attach_carried_out_whose_answer_was_cut_is_not_done_twice(action):
+    """EC2 attached, the answer stopped halfway: the agent's retry meets the attachment it
+    made (InUse, to this very instance) and goes on with it."""
+    with chaos.world(3, 1, 1) as w:
+        inst = w.instances[0]
+        w.fake.set_faults(fail_action=[{"action": action, "fault": "truncated", "times": 1}])
+        r = inst.run()
+        chaos.no_crash(r)
+        cut = [rec for rec in r.records if rec["fault"] == "truncated"]
+        assert [rec["action"] for rec in cut] == [action], r
+        assert r.exit_code == 0, r
+        chaos.check_world(w, [r])
+        for key, k in chaos.successful_attaches(w.requests(inst)).items():
+            assert k == 1, f"{key} carried out {k} times"
 
 
 def test_wrong_az_eni_is_never_used_and_its_az_says_which_id_lacks_an_eni():
