@@ -5,7 +5,8 @@
  * numbered in probe order (unstable across boots), with the volume id without its dash as the
  * controller serial, and udev adds /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<hex>.
  * Xen shows the requested /dev/sdX as /dev/xvdX. So: the serial, by link or by sysfs, before
- * any name; and a name that resolves to an NVMe device of another volume is not ours. */
+ * any name; and whatever a link or a name resolves to, an NVMe device is ours only when its
+ * own serial says so. */
 #include "kb/blockdev.h"
 
 #include <blkid/blkid.h>
@@ -232,8 +233,10 @@ char *blockdev_twin_name(const char *name)
 	return NULL;
 }
 
-/* A name that resolves to an NVMe device whose serial names another volume is that volume's:
- * on Nitro, udev links /dev/sdX to whichever volume last asked for sdX. */
+/* A device is another volume's when it is an NVMe namespace (it carries a serial in sysfs, or
+ * is named nvme*) whose serial is not ours. On Nitro udev links /dev/sdX to whichever volume
+ * last asked for sdX, and a by-id link it has not removed yet (the volume detached, its
+ * nvmeXn1 index reused) names the wrong device: the serial is the only proof. */
 static bool belongs_to_other_volume(const struct blockdev_roots *roots, const char *real,
 				    const char *serial)
 {
@@ -244,10 +247,27 @@ static bool belongs_to_other_volume(const struct blockdev_roots *roots, const ch
 	base = base ? base + 1 : real;
 	file = fmt_new("%s/block/%s/device/serial", roots->sysfs_root, base);
 	if (!file)
-		return false;
+		return true; /* unproven is not ours: the wait goes on */
 	match = serial_file_matches(file, serial, &readable);
 	free(file);
-	return readable && !match;
+	if (!readable)
+		return strncmp(base, "nvme", 4) == 0;
+	return !match;
+}
+
+/* A candidate that fails the serial check was not found: blockdev_find waits on. */
+static int check_serial(const struct blockdev_roots *roots, const char *serial, int ret,
+			char **path, char **how)
+{
+	if (ret != 0 || !belongs_to_other_volume(roots, *path, serial))
+		return ret;
+	log_warn("%s resolves to %s, an NVMe device whose serial is not %s: not this volume's",
+		 *how ? *how : "a candidate", *path, serial);
+	free(*path);
+	free(*how);
+	*path = NULL;
+	*how = NULL;
+	return -ENOENT;
 }
 
 static int find_by_name(const struct blockdev_roots *roots, const char *serial,
@@ -262,15 +282,9 @@ static int find_by_name(const struct blockdev_roots *roots, const char *serial,
 		if (!names[i])
 			continue;
 		ret = node_in_dev(roots, names[i], path, err);
-		if (ret == 0 && belongs_to_other_volume(roots, *path, serial)) {
-			log_warn("%s/%s is %s, the NVMe device of another volume: not ours",
-				 roots->dev_root, names[i], *path);
-			free(*path);
-			*path = NULL;
-			ret = -ENOENT;
-		}
 		if (ret == 0)
 			*how = fmt_new("device name %s/%s", roots->dev_root, names[i]);
+		ret = check_serial(roots, serial, ret, path, how);
 	}
 	free(twin);
 	return ret;
@@ -299,12 +313,15 @@ int blockdev_lookup(const struct blockdev_roots *roots, const char *volume_id,
 		ret = resolve_block(link, path, err);
 		if (ret == 0)
 			*how = fmt_new("link %s", link);
+		ret = check_serial(roots, serial, ret, path, how);
 		free(link);
 	}
 	if (ret == -ENOENT)
-		ret = find_in_sys_block(roots, serial, path, how, err);
+		ret = check_serial(roots, serial, find_in_sys_block(roots, serial, path, how, err),
+				   path, how);
 	if (ret == -ENOENT)
-		ret = find_in_class_nvme(roots, serial, path, how, err);
+		ret = check_serial(roots, serial, find_in_class_nvme(roots, serial, path, how, err),
+				   path, how);
 	if (ret == -ENOENT)
 		ret = find_by_name(roots, serial, requested, path, how, err);
 	free(serial);

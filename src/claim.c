@@ -167,6 +167,13 @@ void claim_free(struct claim *claim)
 	free(claim);
 }
 
+bool claim_taken_from_stopped(const struct claim *claim, const char *instance_id)
+{
+	return claim && claim->how == CLAIM_TAKEN_OVER && claim->previous_owner && instance_id &&
+	       claim->previous_state == CLAIM_OWNER_STOPPED &&
+	       strcmp(claim->previous_owner, instance_id) == 0;
+}
+
 static int dup_opt(char **slot, const char *value)
 {
 	*slot = NULL;
@@ -371,20 +378,28 @@ static int ec2_owner_states(void *ctx, const char *const *ids, size_t count, int
 	return 0;
 }
 
-static int candidates_of(const struct kb_run *run, struct claim_candidate **out)
+/* The ids a new claim may take: an ambiguous one is left out, so nobody new gets it, while
+ * an instance that holds it already still finds its claim (by its index) and is stopped by
+ * the stage that owns the doubled resource. */
+static int candidates_of(const struct kb_run *run, struct claim_candidate **out, size_t *count)
 {
 	struct claim_candidate *cands;
 
 	*out = NULL;
+	*count = 0;
 	cands = calloc(run->candidate_count ? run->candidate_count : 1, sizeof(*cands));
 	if (!cands)
 		return -ENOMEM;
 	for (size_t i = 0; i < run->candidate_count; i++) {
 		const struct kb_broker *b = &run->candidates[i];
+		struct claim_candidate *c = &cands[*count];
 
-		cands[i].broker_id = b->id;
-		cands[i].eni_id = b->eni ? b->eni->id : NULL;
-		cands[i].volume_id = b->volume ? b->volume->id : NULL;
+		if (b->ambiguous)
+			continue;
+		c->broker_id = b->id;
+		c->eni_id = b->eni ? b->eni->id : NULL;
+		c->volume_id = b->volume ? b->volume->id : NULL;
+		(*count)++;
 	}
 	*out = cands;
 	return 0;
@@ -429,18 +444,19 @@ int claim_stage(struct kb_run *run)
 	struct claim_backend *backend = NULL;
 	struct claim_candidate *cands = NULL;
 	struct claim *claim = NULL;
+	size_t count;
 	int ret;
 
 	if (!run->identity.instance_id)
 		return kb_errorf(&run->err, KB_EINTERNAL, "no instance identity to claim with");
-	if (candidates_of(run, &cands) < 0)
+	if (candidates_of(run, &cands, &count) < 0)
 		return kb_errorf(&run->err, ENOMEM, "claim: out of memory");
 	struct claim_request req = {
 		.instance_id = run->identity.instance_id,
 		.az = run->identity.az,
 		.az_id = run->identity.az_id,
 		.candidates = cands,
-		.candidate_count = run->candidate_count,
+		.candidate_count = count,
 		.take_over_stopped = cfg->take_over_stopped,
 		.grace_period_s = cfg->claim_grace_period_s,
 		.plan = run->mode == KB_MODE_PLAN,

@@ -12,8 +12,9 @@
  * hash of its instance id and lists again after a collision, so N instances booting together
  * make O(N) creates, not the N^2/2 of lowest-first. A takeover is a versioned set of the claim
  * with the new index and the old index's deletion in one multi: of two replacements racing for
- * one dead owner's id, exactly one wins. It must never take an id from an owner that
- * claim_takeover_verdict() does not give up, and never write in plan mode. */
+ * one dead owner's id, exactly one wins. /kafka-bootstrap/<cluster>/clock is a scratch node
+ * whose writes tell ZooKeeper's time (server_now()). It must never take an id from an owner
+ * that claim_takeover_verdict() does not give up, and never write in plan mode. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ struct claim_zk {
 	char *root; /* /kafka-bootstrap/<cluster> */
 	char *claims;
 	char *instances;
+	char *clock;
 };
 
 static struct claim_zk *to_zk(struct claim_backend *base)
@@ -407,19 +409,71 @@ out:
 	return ret;
 }
 
+/* ZooKeeper's clock now: the mtime of our write to a scratch node. A claim's mtime was set by
+ * the same clock (the server's, when it applied the write), so the difference is the claim's
+ * age whatever this instance's clock says, and at boot that may be minutes off (DECISIONS.md
+ * "Clock skew"; the unit does not wait for time-sync.target). The first write of a cluster
+ * creates the node. */
+static int server_now(struct claim_zk *b, const struct claim_request *req, int64_t deadline,
+		      int64_t *now, struct kb_error *err)
+{
+	const char *data = req->instance_id;
+	struct zk_stat stat = {0};
+	int ret;
+
+	ret = zk_set(b->zk, b->clock, data, strlen(data), deadline, &stat, err);
+	if (ret == -ENOENT) {
+		ret = zk_create_path(b->zk, b->clock, deadline, err);
+		if (ret == 0)
+			ret = zk_set(b->zk, b->clock, data, strlen(data), deadline, &stat, err);
+	}
+	if (ret == -ENOENT)
+		ret = kb_errorf(err, EIO, "%s vanished while being written", b->clock);
+	if (ret < 0) {
+		kb_error_prefix(err, "reading ZooKeeper's clock through %s", b->clock);
+		return ret;
+	}
+	*now = stat.mtime_ms;
+	return 0;
+}
+
+/* "Now" for the claims' ages: asked only when an owner EC2 does not know is judged (no other
+ * verdict depends on the age), so an ordinary claim costs no write. Plan writes nothing, not
+ * even the clock node: it goes by this instance's clock and says so. */
+static int judge_now(struct claim_zk *b, const struct claim_request *req,
+		     const struct survey *s, int64_t deadline, int64_t *now, bool *local,
+		     struct kb_error *err)
+{
+	bool needed = false;
+
+	*now = 0;
+	*local = false;
+	for (size_t c = 0; c < s->count; c++)
+		needed |= s->held[c].holder && s->held[c].state == CLAIM_OWNER_UNKNOWN;
+	if (!needed)
+		return 0;
+	if (req->plan) {
+		*local = true;
+		*now = deadline_wall_ms();
+		return 0;
+	}
+	return server_now(b, req, deadline, now, err);
+}
+
 /* The verdict for each held id; the registration is only looked up where it matters. */
 static int judge(struct claim_zk *b, const struct claim_request *req, struct survey *s,
 		 int64_t deadline, struct kb_error *err)
 {
-	int64_t now = deadline_wall_ms();
+	int64_t now;
+	bool local;
+	int ret = judge_now(b, req, s, deadline, &now, &local, err);
 
-	for (size_t c = 0; c < s->count; c++) {
+	for (size_t c = 0; ret == 0 && c < s->count; c++) {
 		struct held *h = &s->held[c];
-		/* The server's clock wrote mtime; ours is NTP-synced (the unit runs after
-		 * time-sync.target). A claim "from the future" counts as new. */
+		/* Both times are ZooKeeper's; a claim "from the future" (written by another
+		 * server of the ensemble, whose clock is ahead) counts as new. */
 		int64_t age = now > h->stat.mtime_ms ? now - h->stat.mtime_ms : 0;
 		bool live = false;
-		int ret;
 
 		if (!h->holder)
 			continue;
@@ -429,15 +483,21 @@ static int judge(struct claim_zk *b, const struct claim_request *req, struct sur
 		if (h->verdict == CLAIM_KEEP_OUT)
 			continue;
 		ret = registered(b, req->candidates[c].broker_id, deadline, &live, err);
-		if (ret < 0)
-			return ret;
-		if (live)
+		if (ret == 0 && live)
 			h->verdict = claim_takeover_verdict(h->state, true, age,
 							    req->grace_period_s,
 							    req->take_over_stopped, h->why,
 							    sizeof(h->why));
 	}
-	return 0;
+	for (size_t c = 0; ret == 0 && local && c < s->count; c++) {
+		struct held *h = &s->held[c];
+		size_t len = strlen(h->why);
+
+		if (h->holder && h->state == CLAIM_OWNER_UNKNOWN)
+			snprintf(h->why + len, sizeof(h->why) - len, " (age by this instance's "
+				 "clock: plan does not write ZooKeeper's clock node)");
+	}
+	return ret;
 }
 
 /* The takeover multi: set the claim at the version we read, create our index, delete the old
@@ -743,6 +803,7 @@ static void zk_backend_close(struct claim_backend *base)
 	free(b->root);
 	free(b->claims);
 	free(b->instances);
+	free(b->clock);
 	free(b);
 }
 
@@ -782,7 +843,8 @@ int claim_zk_open(const struct kb_config *cfg, int64_t deadline, struct claim_ba
 		b->root = NULL;
 	b->claims = b->root ? pathf(b->root, "claims") : NULL;
 	b->instances = b->root ? pathf(b->root, "instances") : NULL;
-	if (!b->claims || !b->instances) {
+	b->clock = b->root ? pathf(b->root, "clock") : NULL;
+	if (!b->claims || !b->instances || !b->clock) {
 		zk_backend_close(&b->base);
 		return kb_errorf(err, ENOMEM, "claim: out of memory");
 	}

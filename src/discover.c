@@ -4,7 +4,9 @@
  * One DescribeNetworkInterfaces and one DescribeVolumes, filtered by EC2; the filters are
  * checked again here, because an ENI in another AZ can never be attached and a tag like
  * "KAFKA-07" or "KAFKA-7b" must not become id 7. Two resources tagged with one id is a broken
- * account, reported, never resolved by picking one. Read only, in every mode. */
+ * account, never resolved by picking one, and confined to that id: it is marked ambiguous
+ * (offered to no new claim; the eni or volume stage of an instance that holds it refuses,
+ * naming them all), and every other id of the AZ boots as usual. Read only, in every mode. */
 #include "kb/discover.h"
 
 #include <errno.h>
@@ -20,7 +22,8 @@
 
 /* An ENI or a volume, as far as tags go. */
 struct tagged {
-	const char *kind; /* "ENI", "volume" */
+	const char *kind;  /* "ENI", "volume" */
+	const char *stage; /* the one that refuses an id tagged twice: "eni", "volume" */
 	const char *id;
 	const char *az;
 	const struct ec2_tag *tags;
@@ -91,9 +94,10 @@ static bool tagged_id(const struct kb_config *cfg, const char *az, struct tagged
 	return ret == 0;
 }
 
-/* Keeps the qualifying resources, sorted by id; two with one id are an error. */
-static int qualify(const struct kb_config *cfg, const char *az, struct tagged *r, size_t *n,
-		   FILE *notes, struct kb_error *err)
+/* Keeps the qualifying resources, sorted by id; two with one id are reported, not chosen
+ * between. */
+static void qualify(const struct kb_config *cfg, const char *az, struct tagged *r, size_t *n,
+		    FILE *notes)
 {
 	size_t kept = 0;
 
@@ -105,13 +109,22 @@ static int qualify(const struct kb_config *cfg, const char *az, struct tagged *r
 	qsort(r, kept, sizeof(*r), by_broker_id);
 	for (size_t i = 1; i < kept; i++) {
 		if (r[i].broker_id == r[i - 1].broker_id)
-			return kb_errorf(err, KB_ECONFIG,
-					 "%ss %s and %s are both tagged %s=%s%d in %s: one broker id "
-					 "must name one %s (retag or delete one)", r[i].kind,
-					 r[i - 1].id, r[i].id, cfg->tag_key, cfg->tag_prefix,
-					 r[i].broker_id, az, r[i].kind);
+			log_warn("discover: %ss %s and %s are both tagged %s=%s%d in %s: broker id "
+				 "%d is offered to no new claim, and an instance that holds it stops "
+				 "in its %s stage (retag or delete one)", r[i].kind, r[i - 1].id,
+				 r[i].id, cfg->tag_key, cfg->tag_prefix, r[i].broker_id, az,
+				 r[i].broker_id, r[i].stage);
 	}
-	return 0;
+}
+
+/* How many resources from r[i] on share its id. */
+static size_t same_id(const struct tagged *r, size_t n, size_t i)
+{
+	size_t k = i + 1;
+
+	while (k < n && r[k].broker_id == r[i].broker_id)
+		k++;
+	return k - i;
 }
 
 static struct tagged *eni_view(const struct ec2_eni_list *list, size_t *n)
@@ -122,7 +135,8 @@ static struct tagged *eni_view(const struct ec2_eni_list *list, size_t *n)
 	for (size_t i = 0; r && list && i < list->count; i++) {
 		const struct ec2_eni *e = &list->items[i];
 
-		r[(*n)++] = (struct tagged){"ENI", e->id, e->az, e->tags, e->tag_count, i, -1};
+		r[(*n)++] = (struct tagged){"ENI", "eni", e->id, e->az, e->tags, e->tag_count, i,
+					    -1};
 	}
 	return r;
 }
@@ -135,20 +149,33 @@ static struct tagged *volume_view(const struct ec2_volume_list *list, size_t *n)
 	for (size_t i = 0; r && list && i < list->count; i++) {
 		const struct ec2_volume *v = &list->items[i];
 
-		r[(*n)++] = (struct tagged){"volume", v->id, v->az, v->tags, v->tag_count, i, -1};
+		r[(*n)++] = (struct tagged){"volume", "volume", v->id, v->az, v->tags,
+					    v->tag_count, i, -1};
 	}
 	return r;
+}
+
+int discover_tag_id(const struct kb_config *cfg, const struct ec2_tag *tags, size_t tag_count)
+{
+	const char *value = ec2_tag_value(tags, tag_count, cfg->tag_key);
+	size_t prefix = strlen(cfg->tag_prefix);
+	int id;
+
+	if (!value || strncmp(value, cfg->tag_prefix, prefix) != 0 ||
+	    claim_parse_id(value + prefix, strlen(value + prefix), cfg->broker_count, &id) < 0)
+		return -1;
+	return id;
 }
 
 int discover_candidates(const struct kb_config *cfg, const char *az,
 			const struct ec2_eni_list *enis, const struct ec2_volume_list *volumes,
 			struct kb_broker **out, size_t *count, FILE *notes, struct kb_error *err)
 {
-	size_t ne = 0, nv = 0, v = 0;
+	size_t ne = 0, nv = 0, v = 0, group = 1;
 	struct tagged *e = eni_view(enis, &ne);
 	struct tagged *vol = cfg->manage_volume ? volume_view(volumes, &nv) : NULL;
 	struct kb_broker *cands = NULL;
-	int ret;
+	int ret = 0;
 
 	*out = NULL;
 	*count = 0;
@@ -156,13 +183,11 @@ int discover_candidates(const struct kb_config *cfg, const char *az,
 		ret = kb_errorf(err, ENOMEM, "discover: out of memory");
 		goto out;
 	}
-	ret = qualify(cfg, az, e, &ne, notes, err);
-	if (ret == 0 && vol)
-		ret = qualify(cfg, az, vol, &nv, notes, err);
-	if (ret < 0)
-		goto out;
-	/* Both lists are sorted by id: walk them side by side. */
-	for (size_t i = 0; i <= ne; i++) {
+	qualify(cfg, az, e, &ne, notes);
+	if (vol)
+		qualify(cfg, az, vol, &nv, notes);
+	/* Both lists are sorted by id: walk them side by side, past the last ENI too. */
+	for (size_t i = 0; i <= ne; i += group) {
 		struct kb_broker *b = &cands[*count];
 
 		while (vol && v < nv && (i == ne || vol[v].broker_id < e[i].broker_id)) {
@@ -172,15 +197,19 @@ int discover_candidates(const struct kb_config *cfg, const char *az,
 		}
 		if (i == ne)
 			break;
+		group = same_id(e, ne, i);
 		b->id = e[i].broker_id;
 		b->eni = &enis->items[e[i].index];
+		b->ambiguous = group > 1;
 		if (vol) {
 			if (v >= nv || vol[v].broker_id != b->id) {
 				not_candidate(notes, "ENI %s is tagged %s%d, but no volume in %s is",
 					      e[i].id, cfg->tag_prefix, b->id, az);
 				continue;
 			}
-			b->volume = &volumes->items[vol[v++].index];
+			b->volume = &volumes->items[vol[v].index];
+			b->ambiguous |= same_id(vol, nv, v) > 1;
+			v += same_id(vol, nv, v);
 		}
 		(*count)++;
 	}

@@ -3,12 +3,17 @@
  *
  * An ENI attached to another instance is waited for (bounded) only while that instance is
  * shutting down, terminated or not known to EC2 yet, and taken from a stopped one only with
- * take_over_stopped. It is never detached from a pending, running or stopping instance. */
+ * take_over_stopped, and only from the instance the claim was taken over from. It is never
+ * detached from a pending, running or stopping instance, and of two ENIs carrying the same
+ * tag neither is picked. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kb/claim.h"
 #include "kb/deadline.h"
+#include "kb/discover.h"
 #include "kb/ec2.h"
 #include "kb/log.h"
 #include "kb/stages.h"
@@ -17,10 +22,8 @@
  * one costs one DescribeNetworkInterfaces a second. */
 #define POLL_FIRST_MS 100
 #define POLL_CAP_MS 1000
-/* InvalidNetworkInterface.InUse races before the error is believed. */
-#define BUSY_RETRIES 3
 
-enum step { STEP_WAIT, STEP_DONE, STEP_AGAIN };
+enum step { STEP_WAIT, STEP_DONE };
 
 struct eni_job {
 	struct kb_run *run;
@@ -31,7 +34,6 @@ struct eni_job {
 	bool attached_by_us;
 	bool detach_sent;
 	bool wait_logged;
-	int busy;
 };
 
 static bool eq(const char *a, const char *b)
@@ -113,12 +115,17 @@ static int attach(struct eni_job *job)
 					   cfg->eni_device_index, cfg->network_card_index, plan,
 					   run->stage_deadline, &attachment_id, &run->err);
 	free(attachment_id);
-	if (ret == -EBUSY && ++job->busy <= BUSY_RETRIES) {
-		/* Another instance attached it first, or Describe was stale: look again. */
-		log_info("eni: attach %s: %s; describing it again", job->eni->id, run->err.msg);
+	if (ret == -EBUSY && strstr(run->err.msg, "InvalidNetworkInterface.InUse")) {
+		/* Another instance attached it first, or Describe was stale. Asking again at once
+		 * gets the same answer: the next Describe, one poll interval later, says who holds
+		 * it and the usual rules decide, until the stage's deadline. */
+		log_info("eni: attach %s: %s; looking again", job->eni->id, run->err.msg);
 		kb_error_clear(&run->err);
-		return STEP_AGAIN;
+		return STEP_WAIT;
 	}
+	if (ret == -EBUSY)
+		kb_error_prefix(&run->err, "device index %d is taken on this instance (set "
+				"eni_device_index to a free one)", cfg->eni_device_index);
 	if (ret < 0) {
 		kb_error_prefix(&run->err, "attach %s to %s at device index %d", job->eni->id,
 				run->identity.instance_id, cfg->eni_device_index);
@@ -200,18 +207,23 @@ static int other_owner(struct eni_job *job, const char *owner)
 				 job->eni->id, owner, state);
 			job->wait_logged = true;
 		}
-	} else if (eq(state, "stopped") && run->cfg->take_over_stopped) {
+	} else if (eq(state, "stopped") && run->cfg->take_over_stopped &&
+		   claim_taken_from_stopped(run->claim, owner)) {
+		/* Read just now, right before the detach: still stopped. */
 		ret = take_from_stopped(job, owner);
 	} else {
 		ret = kb_errorf(&run->err, KB_EHELD, "%s is attached to %s, which is %s: an ENI "
 				"is never taken from a %s instance%s", job->eni->id, owner, state,
-				state, eq(state, "stopped") ? " without take_over_stopped" : "");
+				state, !eq(state, "stopped") ? ""
+				: !run->cfg->take_over_stopped ? " without take_over_stopped"
+				: " other than the one this run took the broker id from "
+				  "(take_over_stopped)");
 	}
 	free(state);
 	return ret;
 }
 
-/* One look at the ENI: done, wait and look again, or look again at once. */
+/* One look at the ENI: done, or wait and look again. */
 static int step(struct eni_job *job)
 {
 	const struct ec2_eni *eni = job->eni;
@@ -238,6 +250,35 @@ static int timed_out(struct eni_job *job)
 			 eni->attachment_status ? eni->attachment_status : "none",
 			 eni->attachment_instance_id ? eni->attachment_instance_id : "-",
 			 job->attached_by_us ? " after our attach succeeded" : "");
+}
+
+/* Two ENIs with the broker's tag (discover offered the id to no new claim, but this instance
+ * held it already): which address its clients know is for an operator to say. */
+static int check_unique(struct kb_run *run)
+{
+	const struct ec2_eni_list *list = run->enis;
+	char listed[KB_ERROR_MAX] = "";
+	size_t count = 0, used = 0;
+
+	for (size_t i = 0; list && i < list->count; i++) {
+		const struct ec2_eni *e = &list->items[i];
+
+		if (discover_tag_id(run->cfg, e->tags, e->tag_count) != run->broker->id)
+			continue;
+		count++;
+		/* Cut at the buffer's end: the message says how many there are anyway. */
+		if (used < sizeof(listed))
+			used += (size_t)snprintf(listed + used, sizeof(listed) - used,
+						 "%s%s (%s, %s, attached to %s)", count > 1 ? ", " : "",
+						 e->id, e->az ? e->az : "?", e->status ? e->status : "?",
+						 owner_of(e) ? owner_of(e) : "none");
+	}
+	if (count <= 1)
+		return 0;
+	return kb_errorf(&run->err, KB_EHELD, "%zu ENIs carry %s=%s%d: %s. Refusing to guess which "
+			 "one is broker %d's address: remove or retag all but one", count,
+			 run->cfg->tag_key, run->cfg->tag_prefix, run->broker->id, listed,
+			 run->broker->id);
 }
 
 /* Read only: the ENI must be attached here already. */
@@ -267,13 +308,16 @@ int eni_stage(struct kb_run *run)
 		return kb_errorf(&run->err, KB_EHELD, "%s is in %s, this instance in %s: an ENI "
 				 "attaches only within its availability zone", job.eni->id,
 				 job.eni->az, run->identity.az);
+	ret = check_unique(run);
+	if (ret < 0)
+		return ret;
 	if (run->prerequisite)
 		return check_attached(run, job.eni);
 	for (;;) {
 		ret = step(&job);
 		if (ret < 0 || ret == STEP_DONE)
 			break;
-		if (ret == STEP_WAIT && !poll_sleep(&job)) {
+		if (!poll_sleep(&job)) {
 			ret = timed_out(&job);
 			break;
 		}

@@ -120,8 +120,10 @@ const char *kb_exit_hint(int exit_code)
 		return "the volume holds a signature that is not a filesystem: inspect it by hand; "
 		       "nothing was written";
 	case KB_EXIT_HELD:
-		return "the ENI or volume is attached to a running instance or lives in another AZ: "
-		       "find that instance; kafka-bootstrap never detaches from a healthy broker";
+		return "the ENI or volume is attached to a running instance, lives in another AZ, "
+		       "or shares its tag with another one (both listed): find that instance, or "
+		       "retag or delete the copy; kafka-bootstrap never detaches from a healthy "
+		       "broker and never guesses between two";
 	case KB_EXIT_SIGNAL:
 		return "the node is configured but CloudFormation or Auto Scaling was not told: "
 		       "check the instance role and rerun `kafka-bootstrap signal`";

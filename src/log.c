@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "kb/deadline.h"
+#include "kb/strbuf.h"
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 static bool journald;
@@ -132,35 +133,6 @@ void log_clear_secrets(void)
 	pthread_mutex_unlock(&secrets_lock);
 }
 
-struct buf {
-	char *data;
-	size_t len, cap;
-	bool failed;
-};
-
-static void buf_put(struct buf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *grown;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		grown = realloc(b->data, cap);
-		if (!grown) {
-			b->failed = true;
-			return;
-		}
-		b->data = grown;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, s, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
-
 static size_t value_end(const char *text, size_t start, enum value_shape shape)
 {
 	size_t i = start;
@@ -232,7 +204,7 @@ static bool match_secret(const char *text, size_t *len)
 
 char *log_redact_new(const char *text)
 {
-	struct buf out = {0};
+	struct strbuf out = {0};
 	size_t i = 0;
 
 	pthread_mutex_lock(&secrets_lock);
@@ -241,7 +213,7 @@ char *log_redact_new(const char *text)
 		bool masked = false;
 
 		if (match_secret(text + i, &n)) {
-			buf_put(&out, LOG_REDACTED, strlen(LOG_REDACTED));
+			strbuf_put(&out, LOG_REDACTED, strlen(LOG_REDACTED));
 			i += n;
 			continue;
 		}
@@ -255,30 +227,24 @@ char *log_redact_new(const char *text)
 			if (start == 0)
 				continue;
 			end = value_end(text, start, rules[r].shape);
-			buf_put(&out, text + i, start - i);
+			strbuf_put(&out, text + i, start - i);
 			if (end > start)
-				buf_put(&out, LOG_REDACTED, strlen(LOG_REDACTED));
+				strbuf_put(&out, LOG_REDACTED, strlen(LOG_REDACTED));
 			i = end;
 			masked = true;
 			break;
 		}
 		if (!masked)
-			buf_put(&out, text + i++, 1);
+			strbuf_put(&out, text + i++, 1);
 	}
 	pthread_mutex_unlock(&secrets_lock);
-	if (out.failed) {
-		free(out.data);
-		return NULL;
-	}
-	if (!out.data)
-		return strdup("");
-	return out.data;
+	return strbuf_take(&out);
 }
 
 /* One prefix per line of the message, so journald and grep see every line with its level. */
 static void write_line(enum log_level level, const char *message)
 {
-	struct buf line = {0};
+	struct strbuf line = {0};
 	char prefix[64];
 	const char *p = message;
 
@@ -294,9 +260,9 @@ static void write_line(enum log_level level, const char *message)
 		const char *nl = strchr(p, '\n');
 		size_t n = nl ? (size_t)(nl - p) : strlen(p);
 
-		buf_put(&line, prefix, strlen(prefix));
-		buf_put(&line, p, n);
-		buf_put(&line, "\n", 1);
+		strbuf_put(&line, prefix, strlen(prefix));
+		strbuf_put(&line, p, n);
+		strbuf_put(&line, "\n", 1);
 		p = nl ? nl + 1 : NULL;
 	} while (p && *p);
 	if (!line.failed && line.data) {
@@ -304,7 +270,7 @@ static void write_line(enum log_level level, const char *message)
 
 		(void)ignored; /* nowhere left to report a failing stderr */
 	}
-	free(line.data);
+	strbuf_release(&line);
 }
 
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)

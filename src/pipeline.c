@@ -65,6 +65,7 @@ void kb_run_init(struct kb_run *run, const struct kb_config *cfg, enum kb_run_mo
 	run->broker_id = -1;
 	run->failed_stage = -1;
 	run->current_stage = -1;
+	run->only_stage = -1;
 	run->deadline = deadline_after_ms((int64_t)cfg->deadline_s * 1000);
 	run->stage_deadline = run->deadline;
 }
@@ -201,6 +202,25 @@ static void print_summary(const struct kb_run *run)
 	}
 }
 
+/* A stage run only to read what a later `--stage` target needs found it missing: the exit
+ * code's own hint (every id held, a bug) would mislead; say which stage to run instead. */
+static bool unmet_prerequisite(const struct kb_run *run)
+{
+	return run->failed_stage >= 0 && run->only_stage > run->failed_stage &&
+	       (run->failure == -ENOENT || run->failure == -ENODEV || run->failure == -KB_ENOID);
+}
+
+static void failure_hint(const struct kb_run *run, int exit_code, char *buf, size_t size)
+{
+	if (unmet_prerequisite(run))
+		snprintf(buf, size, "stage %s is not in place, and `--stage %s` only reads the "
+			 "stages before it: run `kafka-bootstrap run` (every stage), or `--stage "
+			 "%s` first", stage_names[run->failed_stage], stage_names[run->only_stage],
+			 stage_names[run->failed_stage]);
+	else
+		snprintf(buf, size, "%s", kb_exit_hint(exit_code));
+}
+
 static json_t *stage_json(const struct stage_result *r, const char *name)
 {
 	char started[32];
@@ -226,7 +246,7 @@ int pipeline_write_status(const struct kb_run *run, const char *command, int exi
 {
 	struct file_write_options opts = {.mode = 0644, .uid = (uid_t)-1, .gid = (gid_t)-1,
 					  .make_dir = true};
-	char started[32];
+	char started[32], hint[512];
 	json_t *stages = json_array();
 	json_t *root;
 	char *text = NULL;
@@ -234,6 +254,7 @@ int pipeline_write_status(const struct kb_run *run, const char *command, int exi
 	int ret;
 
 	deadline_format_wall(started_wall_ms, started, sizeof(started));
+	failure_hint(run, exit_code, hint, sizeof(hint));
 	for (int i = 0; stages && i < STAGE_COUNT; i++) {
 		if (run->results[i].outcome != OUTCOME_NONE)
 			json_array_append_new(stages, stage_json(&run->results[i], stage_names[i]));
@@ -251,7 +272,7 @@ int pipeline_write_status(const struct kb_run *run, const char *command, int exi
 			 "exit_name", kb_exit_name(exit_code), "broker_id",
 			 run->broker_id >= 0 ? json_integer(run->broker_id) : json_null(),
 			 "instance_id", run->identity.instance_id, "error", error, "hint",
-			 exit_code ? kb_exit_hint(exit_code) : NULL, "stages", stages);
+			 exit_code ? hint : NULL, "stages", stages);
 	free(error);
 	if (root)
 		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -265,6 +286,7 @@ int pipeline_write_status(const struct kb_run *run, const char *command, int exi
 
 static int execute_from(struct kb_run *run, int first, int only_stage)
 {
+	run->only_stage = only_stage;
 	for (int id = first; id < STAGE_SIGNAL && (only_stage < 0 || id <= only_stage); id++) {
 		run->prerequisite = only_stage >= 0 && id < only_stage;
 		run_stage(run, id);
@@ -374,6 +396,7 @@ int pipeline_run(const struct pipeline_options *opts)
 	int64_t started_wall = deadline_wall_ms();
 	struct kb_error err = {{0}};
 	struct kb_run run;
+	char hint[512];
 	int lock = -1;
 	int exit_code;
 
@@ -404,16 +427,19 @@ int pipeline_run(const struct pipeline_options *opts)
 	if (opts->only_stage < 0 || opts->only_stage == STAGE_SIGNAL)
 		run_stage(&run, STAGE_SIGNAL);
 	if (run.failed_stage >= 0) {
-		exit_code = kb_exit_code(run.failure);
+		/* Asking for a stage whose earlier ones are not in place is a usage error: neither
+		 * "no id" nor "internal" would be true. */
+		exit_code = unmet_prerequisite(&run) ? KB_EXIT_USAGE : kb_exit_code(run.failure);
+		failure_hint(&run, exit_code, hint, sizeof(hint));
 		/* The console too: `aws ec2 get-console-output` shows it without SSH. */
 		log_error("%s failed in stage %s (exit %d %s): %s; what to do: %s", opts->command,
 			  stage_names[run.failed_stage], exit_code, kb_exit_name(exit_code),
-			  run.results[run.failed_stage].detail, kb_exit_hint(exit_code));
+			  run.results[run.failed_stage].detail, hint);
 		if (opts->mode == KB_MODE_RUN)
 			log_console("stage %s failed (exit %d %s): %s; what to do: %s",
 				    stage_names[run.failed_stage], exit_code,
 				    kb_exit_name(exit_code), run.results[run.failed_stage].detail,
-				    kb_exit_hint(exit_code));
+				    hint);
 	} else if (run.results[STAGE_SIGNAL].outcome == OUTCOME_FAILED) {
 		exit_code = KB_EXIT_SIGNAL;
 	} else {

@@ -22,6 +22,7 @@
 #include "kb/file.h"
 #include "kb/log.h"
 #include "kb/stages.h"
+#include "kb/strbuf.h"
 
 struct entry {
 	char *raw;   /* the natural lines as in the file, terminators included */
@@ -34,47 +35,7 @@ struct properties {
 	size_t count;
 };
 
-struct buf {
-	char *data;
-	size_t len, cap;
-	bool failed;
-};
-
-static void buf_put(struct buf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 128;
-		char *grown;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		grown = realloc(b->data, cap);
-		if (!grown) {
-			b->failed = true;
-			return;
-		}
-		b->data = grown;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, s, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
-
-static char *buf_take(struct buf *b)
-{
-	if (b->failed) {
-		free(b->data);
-		return NULL;
-	}
-	if (!b->data)
-		return strdup("");
-	return b->data;
-}
-
-static void put_utf8(struct buf *b, uint32_t cp)
+static void put_utf8(struct strbuf *b, uint32_t cp)
 {
 	char out[4];
 	size_t n;
@@ -98,7 +59,7 @@ static void put_utf8(struct buf *b, uint32_t cp)
 		out[3] = (char)(0x80 | (cp & 0x3f));
 		n = 4;
 	}
-	buf_put(b, out, n);
+	strbuf_put(b, out, n);
 }
 
 static int hex_digit(char c)
@@ -118,7 +79,7 @@ static int hex_digit(char c)
  * operator's line, not ours to rewrite). */
 static char *unescape_new(const char *s, size_t n)
 {
-	struct buf b = {0};
+	struct strbuf b = {0};
 	uint32_t high = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -146,7 +107,7 @@ static char *unescape_new(const char *s, size_t n)
 		high = 0;
 		put_utf8(&b, cp);
 	}
-	return buf_take(&b);
+	return strbuf_take(&b);
 }
 
 static bool is_blank(char c)
@@ -226,7 +187,7 @@ static int add_entry(struct properties *props, const struct entry *e)
  * natural lines. */
 static int parse_entry(const char *text, size_t len, size_t *pos, struct entry *e)
 {
-	struct buf logical = {0};
+	struct strbuf logical = {0};
 	size_t start = *pos, next, end, first = *pos;
 	int ret = 0;
 
@@ -241,7 +202,7 @@ static int parse_entry(const char *text, size_t len, size_t *pos, struct entry *
 	for (;;) {
 		bool more = continues(text, first, end);
 
-		buf_put(&logical, text + first, end - first - (more ? 1 : 0));
+		strbuf_put(&logical, text + first, end - first - (more ? 1 : 0));
 		if (!more || next >= len)
 			break;
 		first = next;
@@ -254,7 +215,7 @@ static int parse_entry(const char *text, size_t len, size_t *pos, struct entry *
 		ret = -ENOMEM;
 	else
 		ret = split_logical(logical.data ? logical.data : "", logical.len, e);
-	free(logical.data);
+	strbuf_release(&logical);
 	*pos = next;
 	return ret;
 }
@@ -350,39 +311,39 @@ static int32_t next_code_point(const unsigned char **p)
 }
 
 /* unit is a UTF-16 code unit (<= 0xFFFF), so the escape is always 6 characters. */
-static void put_u_escape(struct buf *b, uint32_t unit)
+static void put_u_escape(struct strbuf *b, uint32_t unit)
 {
 	char esc[16];
 
 	snprintf(esc, sizeof(esc), "\\u%04X", unit & 0xffff);
-	buf_put(b, esc, 6);
+	strbuf_put(b, esc, 6);
 }
 
 char *properties_escape_value_new(const char *utf8)
 {
 	const unsigned char *p = (const unsigned char *)utf8;
-	struct buf b = {0};
+	struct strbuf b = {0};
 	bool first = true;
 
 	while (*p) {
 		int32_t cp = next_code_point(&p);
 
 		if (cp < 0) {
-			free(b.data);
+			strbuf_release(&b);
 			return NULL;
 		}
 		if (cp == '\\')
-			buf_put(&b, "\\\\", 2);
+			strbuf_put(&b, "\\\\", 2);
 		else if (cp == ' ' && first)
-			buf_put(&b, "\\ ", 2); /* a leading blank would be skipped by the reader */
+			strbuf_put(&b, "\\ ", 2); /* a leading blank would be skipped by the reader */
 		else if (cp == '\t')
-			buf_put(&b, "\\t", 2);
+			strbuf_put(&b, "\\t", 2);
 		else if (cp == '\n')
-			buf_put(&b, "\\n", 2);
+			strbuf_put(&b, "\\n", 2);
 		else if (cp == '\r')
-			buf_put(&b, "\\r", 2);
+			strbuf_put(&b, "\\r", 2);
 		else if (cp == '\f')
-			buf_put(&b, "\\f", 2);
+			strbuf_put(&b, "\\f", 2);
 		else if (cp < 0x20 || cp > 0x7e) {
 			/* Properties.load(InputStream) reads ISO-8859-1: anything else as \u. */
 			if (cp > 0xffff) {
@@ -394,11 +355,11 @@ char *properties_escape_value_new(const char *utf8)
 		} else {
 			char c = (char)cp;
 
-			buf_put(&b, &c, 1);
+			strbuf_put(&b, &c, 1);
 		}
 		first = false;
 	}
-	return buf_take(&b);
+	return strbuf_take(&b);
 }
 
 /* Before a line is appended, the last one must end: with a terminator, and, when it is a key
@@ -500,12 +461,12 @@ out:
 
 char *properties_format_new(const struct properties *props, size_t *len)
 {
-	struct buf b = {0};
+	struct strbuf b = {0};
 	char *text;
 
 	for (size_t i = 0; i < props->count; i++)
-		buf_put(&b, props->entries[i].raw, strlen(props->entries[i].raw));
-	text = buf_take(&b);
+		strbuf_put(&b, props->entries[i].raw, strlen(props->entries[i].raw));
+	text = strbuf_take(&b);
 	if (text && len)
 		*len = strlen(text);
 	return text;
@@ -514,7 +475,7 @@ char *properties_format_new(const struct properties *props, size_t *len)
 char *properties_expand_new(const char *template_text, const struct properties_vars *vars,
 			    struct kb_error *err)
 {
-	struct buf b = {0};
+	struct strbuf b = {0};
 	const char *p = template_text;
 	char id[16];
 
@@ -525,10 +486,10 @@ char *properties_expand_new(const char *template_text, const struct properties_v
 		size_t name_len;
 
 		if (!open) {
-			buf_put(&b, p, strlen(p));
+			strbuf_put(&b, p, strlen(p));
 			break;
 		}
-		buf_put(&b, p, (size_t)(open - p));
+		strbuf_put(&b, p, (size_t)(open - p));
 		name_len = strcspn(open, "}");
 		if (strncmp(open, "{ip}", name_len + 1) == 0 && name_len == 3)
 			value = vars->ip;
@@ -539,21 +500,21 @@ char *properties_expand_new(const char *template_text, const struct properties_v
 		else if (strncmp(open, "{az_id}", name_len + 1) == 0 && name_len == 6)
 			value = vars->az_id;
 		else {
-			free(b.data);
+			strbuf_release(&b);
 			kb_errorf(err, KB_ECONFIG, "template '%s': unknown placeholder '%.*s'",
 				  template_text, (int)name_len + 1, open);
 			return NULL;
 		}
 		if (!value) {
-			free(b.data);
+			strbuf_release(&b);
 			kb_errorf(err, KB_EINTERNAL, "template '%s': %.*s is not known yet",
 				  template_text, (int)name_len + 1, open);
 			return NULL;
 		}
-		buf_put(&b, value, strlen(value));
+		strbuf_put(&b, value, strlen(value));
 		p = open + name_len + 1;
 	}
-	return buf_take(&b);
+	return strbuf_take(&b);
 }
 
 /* --- the stage ----------------------------------------------------------------------- */
@@ -671,27 +632,42 @@ static int apply_managed(struct properties *props, const struct managed *m,
 	return 0;
 }
 
-/* Records what differs from the file on disk, key by key (current may be NULL: no file). */
-static void record_changes(struct kb_run *run, const char *current, size_t current_len,
-			   const struct managed *m)
+/* Records what differs from the file on disk, key by key (current may be NULL: no file). A
+ * stage that only reads for a later `--stage` target writes nothing: the first difference is
+ * its error instead, as a change it did not make must not be reported. */
+static int record_changes(struct kb_run *run, const char *current, size_t current_len,
+			  const struct managed *m)
 {
 	struct properties *old = properties_parse_new(current ? current : "", current_len, NULL);
+	const char *path = run->cfg->properties_path;
 	bool any = false;
+	int ret = 0;
 
-	for (size_t i = 0; old && i < MANAGED_COUNT; i++) {
+	for (size_t i = 0; ret == 0 && old && i < MANAGED_COUNT; i++) {
 		char *was = properties_get_new(old, m[i].key);
 
 		if (!was || strcmp(was, m[i].value) != 0) {
-			kb_run_change(run, "%s: set %s=%s (was %s)", run->cfg->properties_path,
-				      m[i].key, m[i].value, was ? was : "unset");
+			if (run->prerequisite)
+				ret = kb_errorf(&run->err, ENOENT,
+						"%s differs from what the properties stage writes: "
+						"%s is %s, not %s: run that stage", path, m[i].key,
+						was ? was : "unset", m[i].value);
+			else
+				kb_run_change(run, "%s: set %s=%s (was %s)", path, m[i].key,
+					      m[i].value, was ? was : "unset");
 			any = true;
 		}
 		free(was);
 	}
-	if (!any)
-		kb_run_change(run, "%s: rewrite (%s)", run->cfg->properties_path,
+	if (!any && run->prerequisite)
+		ret = kb_errorf(&run->err, ENOENT, "%s differs from what the properties stage "
+				"writes (%s): run that stage", path,
+				current ? "other lines, mode 0640 or group differ" : "no file");
+	else if (!any)
+		kb_run_change(run, "%s: rewrite (%s)", path,
 			      current ? "other lines, mode 0640 or group differ" : "new file");
 	properties_free(old);
+	return ret;
 }
 
 int properties_stage(struct kb_run *run)
@@ -728,8 +704,8 @@ int properties_stage(struct kb_run *run)
 	    stat(cfg->properties_path, &st) == 0 && (st.st_mode & 07777) == opts.mode &&
 	    st.st_gid == opts.gid)
 		goto out;
-	record_changes(run, current, current_len, m);
-	if (run->mode == KB_MODE_PLAN || run->prerequisite)
+	ret = record_changes(run, current, current_len, m);
+	if (ret < 0 || run->mode == KB_MODE_PLAN || run->prerequisite)
 		goto out;
 	ret = file_write_atomic(cfg->properties_path, text, len, &opts, &run->err);
 out:

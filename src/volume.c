@@ -1,7 +1,7 @@
 /* volume.c: the volume stage. Attaches the EBS volume tagged <prefix><id> to this instance,
  * then hands over to volume_prepare() (volume_disk.c) for the device, filesystem and mount.
- * Never detaches a volume from a running instance, never picks one of two volumes carrying
- * the same tag.
+ * Never detaches a volume from a running instance (nor from a stopped one other than the one
+ * the claim was taken over from), never picks one of two volumes carrying the same tag.
  *
  * AttachVolume is a check-and-set on EC2's side: VolumeInUse means someone else won, so the
  * answer is to look again, never to retry blindly. Describe is eventually consistent, so
@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kb/claim.h"
 #include "kb/deadline.h"
+#include "kb/discover.h"
 #include "kb/ec2.h"
 #include "kb/log.h"
 #include "kb/stages.h"
@@ -38,19 +40,6 @@ struct attach {
 	char *waiting_for;              /* why the last decision was STEP_WAIT */
 	bool detach_requested;
 };
-
-static bool is_brokers_volume(const struct kb_config *cfg, const struct ec2_volume *v, int id)
-{
-	const char *value = ec2_tag_value(v->tags, v->tag_count, cfg->tag_key);
-	size_t plen = strlen(cfg->tag_prefix);
-	char *end;
-	long n;
-
-	if (!value || strncmp(value, cfg->tag_prefix, plen) != 0 || value[plen] == '\0')
-		return false;
-	n = strtol(value + plen, &end, 10);
-	return *end == '\0' && n == id;
-}
 
 static void describe_volume(const struct ec2_volume *v, char *buf, size_t len)
 {
@@ -75,7 +64,8 @@ static int check_unique(struct kb_run *run)
 	for (size_t i = 0; list && i < list->count; i++) {
 		char one[256];
 
-		if (!is_brokers_volume(run->cfg, &list->items[i], run->broker_id))
+		if (discover_tag_id(run->cfg, list->items[i].tags, list->items[i].tag_count) !=
+		    run->broker_id)
 			continue;
 		count++;
 		describe_volume(&list->items[i], one, sizeof(one));
@@ -139,7 +129,8 @@ static int owner_state(struct attach *a, const char *iid, char **state)
 }
 
 /* A stopped owner keeps its volume and may start again: detached only when the operator
- * allowed taking over stopped instances (the claim stage took its id on the same rule). */
+ * allowed taking over stopped instances and the claim stage took the id from this very one
+ * (take_over_stopped may sit in config.d for good: it is no licence for any stopped owner). */
 static int detach_from_stopped(struct attach *a, const char *owner)
 {
 	struct kb_run *run = a->run;
@@ -158,9 +149,24 @@ static int detach_from_stopped(struct attach *a, const char *owner)
 	return STEP_WAIT;
 }
 
+static int refuse_foreign(struct attach *a, const char *owner, const char *state)
+{
+	bool stopped = !strcmp(state, "stopped") || !strcmp(state, "stopping");
+
+	return kb_errorf(&a->run->err, KB_EHELD, "%s is attached to %s, which is %s: a volume is "
+			 "never taken from an instance that may still use it%s", a->volume_id,
+			 owner, state, !stopped ? ""
+			 : !a->run->cfg->take_over_stopped
+			 ? " (take_over_stopped allows it for stopped instances)"
+			 : " (take_over_stopped detaches only from the instance this run took the "
+			   "broker id from, which it is not)");
+}
+
 static int decide_foreign(struct attach *a, const struct ec2_volume *v)
 {
 	const char *owner = v->attachment_instance_id;
+	bool previous = a->run->cfg->take_over_stopped &&
+			claim_taken_from_stopped(a->run->claim, owner);
 	char *state = NULL;
 	int ret;
 
@@ -174,16 +180,13 @@ static int decide_foreign(struct attach *a, const struct ec2_volume *v)
 				  a->volume_id, owner);
 	else if (!strcmp(state, "shutting-down") || !strcmp(state, "terminated"))
 		ret = set_waiting(a, "%s to be released by %s", a->volume_id, owner);
-	else if (!strcmp(state, "stopping") && a->run->cfg->take_over_stopped)
+	else if (!strcmp(state, "stopping") && previous)
 		ret = set_waiting(a, "%s: its owner %s to stop", a->volume_id, owner);
-	else if (!strcmp(state, "stopped") && a->run->cfg->take_over_stopped)
+	else if (!strcmp(state, "stopped") && previous)
+		/* Read just now, right before the detach: still stopped. */
 		ret = detach_from_stopped(a, owner);
 	else
-		ret = kb_errorf(&a->run->err, KB_EHELD, "%s is attached to %s, which is %s: a "
-				"volume is never taken from an instance that may still use it%s",
-				a->volume_id, owner, state,
-				strcmp(state, "stopped") && strcmp(state, "stopping") ? ""
-				: " (take_over_stopped allows it for stopped instances)");
+		ret = refuse_foreign(a, owner, state);
 	free(state);
 	return ret;
 }
@@ -365,8 +368,10 @@ int volume_stage(struct kb_run *run)
 		device = a.vol->attachment_device ? a.vol->attachment_device : cfg->volume_device;
 		ret = volume_prepare(run, a.volume_id, device);
 	} else if (ret == 1) {
-		log_info("%s: its device is unknown until it is attached; it will be formatted "
-			 "only if it reads blank", a.volume_id);
+		/* The device cannot be probed before the attach: say what would follow it. */
+		kb_run_change(run, "mount %s at %s with %s once attached (formatted as %s first "
+			      "only if it reads blank)", a.volume_id, cfg->mount_point,
+			      cfg->mount_options, cfg->filesystem == CONFIG_FS_EXT4 ? "ext4" : "xfs");
 		ret = 0;
 	}
 	free(a.waiting_for);

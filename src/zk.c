@@ -380,13 +380,14 @@ static char *full_path(const struct zk *zk, const char *path)
 	return full;
 }
 
-enum call_kind { CALL_GET, CALL_EXISTS, CALL_CHILDREN, CALL_CREATE, CALL_MULTI };
+enum call_kind { CALL_GET, CALL_EXISTS, CALL_CHILDREN, CALL_CREATE, CALL_SET, CALL_MULTI };
 
 struct zk_req {
 	enum call_kind kind;
 	const char *path;
 	bool raw_path; /* path already includes the chroot */
-	const char *data; /* create */
+	const char *data; /* create, set */
+	size_t len;       /* set */
 	const struct ACL_vector *acl;
 	const struct zk_op *ops; /* multi */
 	size_t op_count;
@@ -439,6 +440,8 @@ static int start_call(struct zk *zk, struct zk_call *call, const struct zk_req *
 	case CALL_CREATE:
 		return zoo_acreate(zk->zh, path, req->data, req->data ? (int)strlen(req->data) : -1,
 				   req->acl, 0, string_done, call);
+	case CALL_SET:
+		return zoo_aset(zk->zh, path, req->data, (int)req->len, -1, stat_done, call);
 	case CALL_MULTI:
 		return zoo_amulti(zk->zh, (int)call->op_count, call->ops, call->results, void_done,
 				  call);
@@ -703,6 +706,23 @@ int zk_create_path(struct zk *zk, const char *path, int64_t deadline, struct kb_
 		ret = kb_errorf(err, EIO, "ZooKeeper %s: create %s: a parent vanished meanwhile",
 				zk->hosts, path);
 	free(full);
+	return ret;
+}
+
+int zk_set(struct zk *zk, const char *path, const char *data, size_t len, int64_t deadline,
+	   struct zk_stat *stat, struct kb_error *err)
+{
+	struct zk_req req = {.kind = CALL_SET, .path = path, .data = data, .len = len};
+	struct zk_call *call;
+	int ret;
+
+	ret = send_request(zk, &req, deadline, &call, NULL, err);
+	if (ret < 0)
+		return ret;
+	ret = map_rc(zk, call->rc, "write", path, err);
+	if (ret == 0)
+		copy_stat(&call->stat, stat);
+	call_release(zk, call);
 	return ret;
 }
 

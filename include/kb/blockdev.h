@@ -19,9 +19,11 @@ struct blockdev_roots {
 
 /* One look, no waiting: dev_root/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<hex>, then an
  * NVMe device whose serial is vol<hex>, then the requested name ("/dev/sdg") and its Xen twin
- * ("/dev/xvdg"). *path is the resolved device (symlinks followed), *how says which rule found
- * it; both newly allocated. -ENOENT (and no message) when nothing is there yet; -ENOTBLK when
- * a candidate resolves to something that is not a block device; -EINVAL for a malformed id. */
+ * ("/dev/xvdg"). Whatever a rule finds, an NVMe namespace whose sysfs serial is not this
+ * volume's is passed over (a stale link, a reused name). *path is the resolved device
+ * (symlinks followed), *how says which rule found it; both newly allocated. -ENOENT (and no
+ * message) when nothing is there yet; -ENOTBLK when a candidate resolves to something that is
+ * not a block device; -EINVAL for a malformed id. */
 int blockdev_lookup(const struct blockdev_roots *roots, const char *volume_id,
 		    const char *requested, char **path, char **how, struct kb_error *err);
 /* blockdev_lookup until it finds the device or the deadline passes (-KB_ETIMEOUT). Woken by

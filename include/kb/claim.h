@@ -83,6 +83,10 @@ struct claim {
 };
 
 void claim_free(struct claim *claim);
+/* Whether claim (may be NULL) was taken over, or is planned to be, from instance_id while it
+ * was stopped: with take_over_stopped, the one instance the eni and volume stages may detach
+ * from, and only while it still reads stopped. */
+bool claim_taken_from_stopped(const struct claim *claim, const char *instance_id);
 
 struct claim_backend;
 

@@ -56,6 +56,9 @@ struct kb_broker {
 	int id;
 	struct ec2_eni *eni;
 	struct ec2_volume *volume; /* NULL when manage_volume is off */
+	/* Two ENIs or two volumes carry this id: offered to no new claim; an instance that holds
+	 * it already is refused by the eni or volume stage, which names them all. */
+	bool ambiguous;
 };
 
 struct stage_result {
@@ -72,7 +75,8 @@ struct kb_run {
 	const struct kb_config *cfg;
 	enum kb_run_mode mode;
 	/* The stage only learns state for a later `--stage` target: it reads, never writes, and
-	 * fails when the state it needs does not exist yet (no claim held, ENI not attached). */
+	 * fails when the state it needs does not exist yet (no claim held, ENI not attached)
+	 * with -ENOENT or -ENODEV (-KB_ENOID for the claim). */
 	bool prerequisite;
 
 	struct kb_identity identity;
@@ -93,6 +97,8 @@ struct kb_run {
 	/* later stages */
 	char *ifname;
 	char *device;
+
+	int only_stage; /* enum pipeline_stage_id asked for with --stage, -1 for all */
 
 	/* failure path: the signal stage reports the first failure */
 	int failed_stage; /* enum pipeline_stage_id, -1 when none */

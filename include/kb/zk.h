@@ -59,6 +59,10 @@ void zk_names_free(char **names, size_t count);
 /* Creates path and every missing ancestor (chroot included), empty, persistent; existing
  * nodes are left as they are. */
 int zk_create_path(struct zk *zk, const char *path, int64_t deadline, struct kb_error *err);
+/* Overwrites path's data whatever its version; *stat is the node after the write, so its
+ * mtime_ms is the server's clock at that moment. -ENOENT when the node does not exist. */
+int zk_set(struct zk *zk, const char *path, const char *data, size_t len, int64_t deadline,
+	   struct zk_stat *stat, struct kb_error *err);
 
 enum zk_op_type { ZK_OP_CREATE, ZK_OP_SET, ZK_OP_DELETE, ZK_OP_CHECK };
 

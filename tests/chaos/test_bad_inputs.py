@@ -215,26 +215,34 @@ def test_wrong_az_eni_is_never_used_and_its_az_says_which_id_lacks_an_eni():
         chaos.check_world(w, results)
 
 
-def test_two_volumes_tagged_for_one_id_stop_before_the_claim_naming_both():
-    fx = chaos.fixture(2, 1, 1, terminate_unhealthy=False)
+def test_two_volumes_tagged_for_one_id_make_that_id_unclaimable_naming_both():
+    """Two volumes tagged KAFKA-1: the first instance boots as broker 0, the second finds
+    no id it may claim (exit 10); both logs name the two volumes; nothing of KAFKA-1 is
+    attached or claimed."""
+    fx = chaos.fixture(2, 1, 2, terminate_unhealthy=False)
     twin = copy.deepcopy(next(v for v in fx["volumes"] if v["tags"]["Name"] == "KAFKA-1"))
     twin["id"] = "vol-0123456789abcdef0"
     fx["volumes"].append(twin)
     with World(brokers=2, fixture=fx, binary=default_binary(),
                config=chaos.SHORT_DEADLINES) as w:
-        inst = w.instances[0]
-        before = inst.properties()
-        r = inst.run()
-        chaos.no_crash(r)
-        assert r.exit_code == 78, r
-        _, vol1 = w.broker_resources(1)
-        error = chaos.failure_text(r)
+        results = w.boot()
+        for r in results:
+            chaos.no_crash(r)
+        ok = [r for r in results if r.exit_code == 0]
+        bad = [r for r in results if r.exit_code != 0]
+        assert len(ok) == 1 and ok[0].broker_id == 0, chaos.dump(results)
+        assert [r.exit_code for r in bad] == [10], chaos.dump(results)
+        eni1, vol1 = w.broker_resources(1)
         ids = sorted([vol1["id"], twin["id"]])
-        assert f"volumes {ids[0]} and {ids[1]} are both tagged Name=KAFKA-1" in error, error
-        assert r.stage("discover")["outcome"] == "failed"
-        assert chaos.zk_owners(w) == {}
-        chaos.untouched(inst, before)
-        chaos.failure_told(w, inst.id)
+        for r in results:
+            assert f"volumes {ids[0]} and {ids[1]} are both tagged Name=KAFKA-1" in r.stderr, r
+        assert chaos.zk_owners(w) == {0: ok[0].instance_id}
+        state = w.state()
+        assert all(state["volumes"][v]["attachment"] is None for v in ids)
+        assert state["network_interfaces"][eni1["id"]]["attachment"] is None
+        chaos.untouched(w.instance(bad[0].instance_id))
+        chaos.failure_told(w, bad[0].instance_id)
+        chaos.check_world(w, results)
 
 
 def test_a_volume_tagged_for_an_id_without_eni_is_named_and_never_attached():

@@ -61,18 +61,18 @@ def fake():
     fake.stop()
 
 
-@pytest.fixture
-def tool(fake, zookeeper, chroot, tmp_path):
+def make_tool(fake, zookeeper, chroot, tmp_path):
+    """run(*args, imds=...): the binary as the instance the named IMDS listener answers for."""
     config = tmp_path / "config.json"
     config.write_text(json.dumps({
         "cluster": "test", "zookeeper_connect": f"{zookeeper.connect}{chroot}",
         "status_file": str(tmp_path / "status.json"), "console": "",
         "claim_deadline_s": 20}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = fake.endpoints["imds"]
     env["AWS_ENDPOINT_URL_EC2"] = fake.endpoints["ec2"]
 
-    def run(*args, extra_env=None):
+    def run(*args, extra_env=None, imds="imds"):
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = fake.endpoints[imds]
         proc = subprocess.run([BINARY, *args, "--config", str(config)], capture_output=True,
                               text=True, timeout=120, env={**env, **(extra_env or {})})
         status = tmp_path / "status.json"
@@ -81,6 +81,11 @@ def tool(fake, zookeeper, chroot, tmp_path):
             status.unlink()
         return proc
     return run
+
+
+@pytest.fixture
+def tool(fake, zookeeper, chroot, tmp_path):
+    return make_tool(fake, zookeeper, chroot, tmp_path)
 
 
 @pytest.fixture
@@ -229,3 +234,66 @@ def test_the_zookeeper_password_never_reaches_the_output_or_the_status_file(tool
     assert proc.returncode == 0, proc.stderr
     assert "zookeeper client:" in proc.stderr
     assert password not in proc.stdout + proc.stderr + json.dumps(proc.status)
+
+
+def doubled_fixture(doubled):
+    """Ids 0, 1 and 5 in us-east-1a; id 5's ENI or volume exists twice (a snapshot of broker
+    5's volume restored with its tags, an ENI copied with its tags)."""
+    fix = fixture()
+    fix["network_interfaces"] = [e for e in fix["network_interfaces"]
+                                 if e["tags"]["Name"] in ("KAFKA-0", "KAFKA-1")]
+    fix["volumes"] = [v for v in fix["volumes"] if v["tags"]["Name"] in ("KAFKA-0", "KAFKA-1")]
+    tags = {"Name": "KAFKA-5", "kafka-bootstrap:cluster": "test"}
+    for n in range(2 if doubled == "eni" else 1):
+        fix["network_interfaces"].append({"id": hexid("eni", "a", 0x50 + n),
+                                          "subnet": hexid("subnet", "a", 0), "tags": tags})
+    for n in range(2 if doubled == "volume" else 1):
+        fix["volumes"].append({"id": hexid("vol", "a", 0x50 + n), "az": "us-east-1a",
+                               "tags": tags})
+    return fix
+
+
+@pytest.mark.parametrize("doubled", ["eni", "volume"])
+def test_an_id_tagged_twice_stops_only_its_holder_with_13_and_is_offered_to_no_newcomer(
+        doubled, zookeeper, chroot, tmp_path):
+    holder0, holder5 = OTHERS[0], OTHERS[1]
+    twins = [hexid(doubled[:3], "a", 0x50), hexid(doubled[:3], "a", 0x51)]
+    fake = FakeAWS(doubled_fixture(doubled)).start([
+        {"service": "ec2"}, {"service": "imds", "instance_id": ME},
+        {"service": "imds", "instance_id": holder0, "name": "imds-0"},
+        {"service": "imds", "instance_id": holder5, "name": "imds-5"}])
+    try:
+        tool = make_tool(fake, zookeeper, chroot, tmp_path)
+        with Claimers(f"{zookeeper.connect}{chroot}", "0", ["--cluster", "test"]) as c:
+            c.hold({0: holder0})
+        # Broker 0 reboots, a replacement boots: both get through discover, claim and eni.
+        proc = tool("run", "--stage", "eni", imds="imds-0")
+        assert proc.returncode == 0, proc.stderr
+        assert all(t in proc.stderr for t in twins), proc.stderr  # the warning names both
+        proc = tool("run", "--stage", "claim")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.status["broker_id"] == 1
+        proc = tool("run", "--stage", "eni")
+        assert proc.returncode == 0, proc.stderr
+        # Id 5 is free, but a newcomer is not given it.
+        proc = tool("run", "--stage", "claim", imds="imds-5")
+        assert proc.returncode == 10, proc.stderr
+        with reader_for(zookeeper, chroot, cluster="test") as r:
+            assert r.check_consistent() == {0: holder0, 1: ME}
+
+        # The instance that held 5 before the copy appeared stops, naming both copies.
+        with Claimers(f"{zookeeper.connect}{chroot}", "5", ["--cluster", "test"]) as c:
+            c.hold({5: holder5})
+        if doubled == "volume":
+            proc = tool("run", "--stage", "eni", imds="imds-5")
+            assert proc.returncode == 0, proc.stderr
+        proc = tool("run", "--stage", doubled, imds="imds-5")
+        assert proc.returncode == 13, proc.stderr
+        stage = next(s for s in proc.status["stages"] if s["name"] == doubled)
+        assert all(t in stage["error"] for t in twins), stage["error"]
+        attached = [r["params"].get("NetworkInterfaceId") or r["params"].get("VolumeId")
+                    for r in ec2_calls(fake, "AttachNetworkInterface") +
+                    ec2_calls(fake, "AttachVolume")]
+        assert not set(attached) & set(twins), attached
+    finally:
+        fake.stop()

@@ -16,6 +16,7 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import make_digest_acl
 
 from conftest import claimers_for, make_parents, reader_for
+from harness import skewed_clock
 from harness.claimers import Chroots
 from harness.zookeeper import ZooKeeper, free_port
 
@@ -158,6 +159,40 @@ def test_unknown_owner_is_taken_over_only_after_the_grace_period(held, zookeeper
     result, text = held.run_one("i-new", ["--owner", "i-old3=unknown", "--grace", "2"])
     assert result["returncode"] == 0 and result["broker_id"] == 3, text
     assert result["previous_state"] == "unknown"
+    with reader_for(zookeeper, chroot) as r:
+        assert r.check_consistent() == {**HELD, 3: "i-new"}
+
+
+@pytest.fixture(scope="module")
+def clock_shim(tmp_path_factory):
+    return skewed_clock.build(str(tmp_path_factory.mktemp("clock")))
+
+
+def test_a_claimer_whose_clock_is_11_minutes_fast_does_not_take_a_young_claim(
+        held, zookeeper, chroot, clock_shim):
+    """A booting instance's clock may be minutes off: the age of an unknown owner's claim is
+    measured on ZooKeeper's clock, not ours."""
+    with reader_for(zookeeper, chroot) as r:
+        # The claims of the cluster's first boot were free ids: no clock was needed.
+        assert not r.client.exists("/kafka-bootstrap/default/clock")
+    result, text = held.run_one("i-new", ["--owner", "i-old3=unknown", "--grace", "600"],
+                                env=skewed_clock.env(clock_shim, +660))
+    assert result["returncode"] == 10, text
+    assert "3: i-old3, owner unknown to EC2, but the claim is only" in result["error"]
+    with reader_for(zookeeper, chroot) as r:
+        assert r.check_consistent() == HELD
+        assert r.client.exists("/kafka-bootstrap/default/clock")
+
+
+def test_a_claimer_whose_clock_is_11_minutes_slow_still_takes_an_old_claim(
+        held, zookeeper, chroot, clock_shim):
+    with reader_for(zookeeper, chroot) as r:
+        age = time.time() - r.claims()[3][1].mtime / 1000
+    time.sleep(max(0.0, 2.2 - age))
+    result, text = held.run_one("i-new", ["--owner", "i-old3=unknown", "--grace", "2"],
+                                env=skewed_clock.env(clock_shim, -660))
+    assert result["returncode"] == 0 and result["broker_id"] == 3, text
+    assert "owner unknown to EC2 and the claim is 2s old" in result["reason"]
     with reader_for(zookeeper, chroot) as r:
         assert r.check_consistent() == {**HELD, 3: "i-new"}
 

@@ -53,13 +53,23 @@ def loop_attach(image):
     return _run("losetup", "--find", "--show", image).strip()
 
 
+def _backing_file(device):
+    try:
+        with open(f"/sys/block/{os.path.basename(device)}/loop/backing_file") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 def loop_detach(device, timeout=10.0):
     """Detaches and waits until it is done: the kernel defers the detach while anything
-    (udev probing the device, a filesystem being released) still holds it open."""
+    (udev probing the device, a filesystem being released) still holds it open. Done means
+    our image is gone from the device: once free, the device may at once back another
+    image (another test process on the machine attached one)."""
+    ours = _backing_file(device)
     _run("losetup", "--detach", device)
-    backing = f"/sys/block/{os.path.basename(device)}/loop/backing_file"
     deadline = time.monotonic() + timeout
-    while os.path.exists(backing):
+    while ours is not None and _backing_file(device) == ours:
         if time.monotonic() > deadline:
             raise BlockError(f"{device} still attached {timeout} s after losetup --detach")
         time.sleep(0.02)

@@ -57,10 +57,11 @@ class Claimers:
         return [claimer_path(), "--connect", self.connect, "--instance", instance,
                 "--candidates", candidates or self.candidates, *self.common_args, *extra]
 
-    def run_one(self, instance, extra=(), candidates=None):
-        """One claimer, no barrier. Returns (result dict, stdout+stderr text)."""
+    def run_one(self, instance, extra=(), candidates=None, env=None):
+        """One claimer, no barrier, in env (default: ours). Returns (result dict,
+        stdout+stderr text)."""
         proc = subprocess.run(self.command(instance, extra, candidates), capture_output=True,
-                              text=True, timeout=self.timeout)
+                              text=True, timeout=self.timeout, env=env)
         return _result(proc.returncode, proc.stdout, proc.stderr)
 
     def start_one(self, instance, extra=(), candidates=None):

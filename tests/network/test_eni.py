@@ -267,13 +267,35 @@ def test_a_stopped_owner_keeps_its_eni_unless_take_over_stopped(make_world):
         "take_over_stopped" in stages["eni"]["error"]
     assert world.calls("DetachNetworkInterface") == []
 
-    code, stages, log = world.kb_eni(STOPPED_ENI,
+    code, stages, log = world.kb_eni(STOPPED_ENI, "--taken-over-from", STOPPED,
                                      env={"KAFKA_BOOTSTRAP_TAKE_OVER_STOPPED": "true"})
     assert code == 0, log
     assert stages["eni"]["changes"][0] == \
         f"detach {STOPPED_ENI} from stopped {STOPPED} (take_over_stopped)"
     assert len(world.calls("DetachNetworkInterface")) == 1
     assert world.eni(STOPPED_ENI)["attachment"]["instance_id"] == ME
+
+
+@pytest.mark.parametrize("claim", [[], ["--taken-over-from", DOOMED]],
+                         ids=["held-already", "taken-over-from-another"])
+def test_take_over_stopped_never_detaches_from_a_stopped_instance_the_claim_was_not_taken_from(
+        make_world, claim):
+    """take_over_stopped may sit in config.d for good: it lets the stage detach only from the
+    stopped instance this run took the broker id from."""
+    world = make_world(eni_attach_s=0.2)
+    world.fake.stop_instance(STOPPED)
+    time.sleep(0.3)
+    for plan in ([], ["--plan"]):
+        code, stages, log = world.kb_eni(STOPPED_ENI, *claim, *plan,
+                                         env={"KAFKA_BOOTSTRAP_TAKE_OVER_STOPPED": "true"})
+        assert code == 13, log
+        assert stages["eni"]["error"] == (
+            f"{STOPPED_ENI} is attached to {STOPPED}, which is stopped: an ENI is never taken "
+            "from a stopped instance other than the one this run took the broker id from "
+            "(take_over_stopped)")
+    assert world.calls("DetachNetworkInterface") == []
+    assert world.calls("AttachNetworkInterface") == []
+    assert world.eni(STOPPED_ENI)["attachment"]["instance_id"] == STOPPED
 
 
 def test_an_in_use_race_is_described_again_and_decided_by_the_same_rules(make_world):
@@ -286,6 +308,25 @@ def test_an_in_use_race_is_described_again_and_decided_by_the_same_rules(make_wo
     assert code == 0, log
     assert "InvalidNetworkInterface.InUse" in log
     assert [r["http_status"] for r in world.calls("AttachNetworkInterface")] == [400, 200]
+
+
+def test_an_in_use_answer_while_describe_is_stale_is_looked_at_again_after_a_pause(make_world):
+    """Describe lags 1 s behind another instance's attach: it reads available, the attach
+    says InUse. Each answer is followed by a poll interval and a new Describe, not by the
+    next attach at once; once Describe catches up the owner reads running: 13, not 70."""
+    world = make_world(describe_stale_s=1.0)
+    world.fake.world.attach_eni(FREE_ENI, RUNNING, 2, 0)
+    code, stages, log = world.kb_eni(FREE_ENI)
+    assert code == 13, log
+    assert stages["eni"]["error"].startswith(f"{FREE_ENI} is attached to {RUNNING}, which is "
+                                             "running"), stages["eni"]["error"]
+    attaches = world.calls("AttachNetworkInterface")
+    assert attaches and all(a["error_code"] == "InvalidNetworkInterface.InUse"
+                            for a in attaches), attaches
+    gaps = [b["time"] - a["time"] for a, b in zip(attaches, attaches[1:])]
+    assert all(gap >= 0.09 for gap in gaps), gaps
+    assert world.calls("DetachNetworkInterface") == []
+    assert world.eni(FREE_ENI)["attachment"]["instance_id"] == RUNNING
 
 
 def test_plan_proves_the_attach_with_dry_run_and_attaches_nothing(make_world):

@@ -2,10 +2,15 @@
 builds, then runs this).
 
 It starts ZooKeeper and the fake AWS endpoint in a simulated VPC, boots N instances at the
-same moment, each running `kafka-bootstrap run`, and prints what each got: broker id, ENI
-and IP, device and mount, the time of each stage, the CloudFormation signals. Then it
-replaces broker 0: writes a file to its volume, terminates its instance, boots a new one in
-the same AZ, and checks that it came back as broker 0 with the same IP and the same data.
+same moment, each running `kafka-bootstrap run` as shipped, and prints what each got: broker
+id, ENI and IP, device and mount, the time of each stage. `run` sends no SUCCESS: healthy
+means Kafka registered. So, as kafka-bootstrap-signal.service does after kafka.service,
+every instance then runs `kafka-bootstrap signal --wait-registered`, and a stand-in for
+Kafka (harness.kafka) registers each broker in ZooKeeper, one after the other: the timeline
+shows each SUCCESS reaching CloudFormation after its broker registered. Then it replaces
+broker 0: writes a file to its volume, terminates its instance (its Kafka registration goes
+with it), boots a new one in the same AZ, and checks that it came back as broker 0 with the
+same IP and the same data, and signalled once Kafka registered again.
 
 Every fact printed is read from the system or the fake, not from the agent's own report
 (except the stage timings): the ENI's attachment from EC2's state, the address from the
@@ -23,12 +28,17 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from harness.kafka import StandInKafka  # noqa: E402
 from harness.netns import addresses  # noqa: E402
 from harness.world import World, default_binary  # noqa: E402
 
 STAGES = ["identity", "discover", "claim", "eni", "volume", "network", "properties", "signal"]
 OUTCOME = {"ok": "", "changed": "", "skipped": " skip", "failed": " FAIL"}
 PROOF = "kafka-bootstrap-sim.txt"
+REGISTER_EVERY_S = 0.3   # the stand-in Kafka registers one broker after the other
+# As shipped (SUCCESS from `signal --wait-registered`), but a registration that never comes
+# fails the demo in seconds, not in the default 10 minutes.
+CONFIG = {"success_signal": None, "register_deadline_s": 20}
 
 
 class Checks:
@@ -149,6 +159,9 @@ def report_boot(world, results):
     if claims is not None:
         print("\nZooKeeper claims:", ", ".join(f"{k} -> {v}" for k, v in sorted(claims.items()))
               if isinstance(claims, dict) and claims else f"{claims or 'none'}")
+
+
+def print_signals(world):
     print("\nCloudFormation signals received:")
     sigs = world.signals()
     for s in sigs:
@@ -173,10 +186,84 @@ def boot_checks(world, results, checks):
                      f"{inst.id} holds the ENI and volume of one broker",
                      f"ENI {eni and eni['tags'].get('Name')}, volume "
                      f"{vol and vol['tags'].get('Name')}")
-    got = {s["unique_id"] for s in world.signals() if s["status"] == "SUCCESS"
-           and not s["error_code"]}
-    checks.check(got == {i.id for i in world.instances}, "every instance signalled SUCCESS",
-                 f"{len(got)} of {len(world.instances)}")
+    early = [s["unique_id"] for s in world.signals() if s["status"] == "SUCCESS"]
+    checks.check(not early, "no SUCCESS yet: Kafka has not registered",
+                 f"sent by {', '.join(early)}")
+
+
+def advertised(inst):
+    """(broker id, advertised endpoints) as Kafka would read them from server.properties
+    (advertised.listeners, else listeners); (None, None) before a broker id is written."""
+    props = inst.properties() or {}
+    try:
+        broker_id = int(props.get("broker.id", ""))
+    except ValueError:
+        return None, None
+    return broker_id, props.get("advertised.listeners") or props.get("listeners")
+
+
+def register_brokers(kafka, instances):
+    """The stand-in Kafka registers each instance's broker, one after the other; returns
+    the timeline entries [(time, text)]."""
+    events = []
+    for inst in instances:
+        broker_id, listeners = advertised(inst)
+        if broker_id is None or not listeners:
+            print(f"  {inst.id}: no broker.id and listeners in server.properties: Kafka "
+                  "would not start, nothing registers")
+            continue
+        time.sleep(REGISTER_EVERY_S)
+        kafka.register(broker_id, listeners, rack=(inst.properties() or {}).get("broker.rack"))
+        events.append((kafka.registered_at[broker_id],
+                       f"Kafka registered broker {broker_id} ({listeners}) on {inst.id}"))
+    return events
+
+
+def wait_registered_and_signal(world, kafka, instances, timeout):
+    """`signal --wait-registered` on each instance, started before Kafka registers, as the
+    shipped unit is once kafka.service started; prints the registrations and the signals in
+    the order they happened. Returns (results, {instance id: its SUCCESS signal})."""
+    who = "1 instance runs" if len(instances) == 1 else f"{len(instances)} instances run"
+    print(f"\nSUCCESS waits for Kafka: {who} `kafka-bootstrap signal --wait-registered`; a "
+          f"stand-in Kafka registers one broker every {REGISTER_EVERY_S} s:")
+    already = len(world.signals())  # the fake appends them in arrival order
+    gate, agents = world.start_agents(instances, args=("signal", "--wait-registered"))
+    t0 = time.time()
+    gate.open()
+    try:
+        events = register_brokers(kafka, instances)
+        results = [a.wait(timeout) for a in agents]
+    finally:
+        gate.close()
+    signals = world.signals()[already:]
+    by_instance = {s["unique_id"]: s for s in signals if s["status"] == "SUCCESS"}
+    for s in signals:
+        events.append((s["time"], f"{s['status']} from {s['unique_id']} reached "
+                                  f"{s['logical_id']}: {s['error_code'] or 'accepted'}"))
+    for when, text in sorted(events):
+        print(f"  +{when - t0:5.2f} s  {text}")
+    for inst, r in zip(instances, results):
+        if r.exit_code != 0:
+            print(f"  {inst.id}: signal exit {r.exit_code}: "
+                  f"{(r.stderr.strip().splitlines() or ['(no output)'])[-1]}")
+    return results, by_instance
+
+
+def signal_checks(kafka, instances, results, by_instance, checks):
+    print("\nChecks after Kafka registered:")
+    checks.check(all(r.exit_code == 0 for r in results), "every signal agent exited 0",
+                 ", ".join(f"{r.instance_id}: {r.exit_code}" for r in results if r.exit_code))
+    checks.check(set(by_instance) == {i.id for i in instances},
+                 "every instance signalled SUCCESS", f"{len(by_instance)} of {len(instances)}")
+    early = []
+    for inst in instances:
+        broker_id, _ = advertised(inst)
+        sent = by_instance.get(inst.id)
+        registered = kafka.registered_at.get(broker_id)
+        if sent and (registered is None or sent["time"] < registered):
+            early.append(inst.id)
+    checks.check(not early, "each SUCCESS after its broker's registration",
+                 f"before it: {', '.join(early)}")
 
 
 def holder_of(world, broker_id):
@@ -185,7 +272,7 @@ def holder_of(world, broker_id):
     return next((i for i in world.live_instances() if i.id == att.get("instance_id")), None), eni
 
 
-def replace(world, broker_id, checks, timeout):
+def replace(world, kafka, broker_id, checks, timeout):
     print(f"\nReplacing broker {broker_id}:")
     old, eni = holder_of(world, broker_id)
     if old is None:
@@ -205,8 +292,10 @@ def replace(world, broker_id, checks, timeout):
         print(f"  {old.id} has no volume mounted: no file written")
     t0 = time.monotonic()
     world.terminate(old)
+    if broker_id in kafka.registered_at:
+        kafka.unregister(broker_id)  # its Kafka died with it: the session, the ephemeral node
     print(f"  terminated {old.id} in {time.monotonic() - t0:.1f} s (agent killed, ENI and volume "
-          "detached by EC2)")
+          "detached by EC2, Kafka's registration gone)")
     new = world.launch(az=old.az)
     print(f"  launched {new.id} in {new.az}; running kafka-bootstrap")
     r = new.run(timeout=timeout)
@@ -233,6 +322,13 @@ def replace(world, broker_id, checks, timeout):
             pass
     checks.check(proof is not None and data == proof, "and the same data on its volume",
                  "no file was written before" if proof is None else f"read back {data!r}")
+    if r.exit_code != 0:
+        return
+    results, by_instance = wait_registered_and_signal(world, kafka, [new], timeout)
+    checks.check(results[0].exit_code == 0 and new.id in by_instance,
+                 "the replacement signalled SUCCESS once Kafka registered again "
+                 "(the stack no longer waits: not a failure)",
+                 f"signal exit {results[0].exit_code}")
 
 
 def main(argv=None):
@@ -251,7 +347,8 @@ def main(argv=None):
     t0 = time.monotonic()
     try:
         with World(brokers=a.brokers, azs=a.azs, binary=a.binary, filesystem=a.filesystem,
-                   volume_style=a.volume_style) as world:
+                   volume_style=a.volume_style, config=CONFIG) as world, \
+                StandInKafka(world) as kafka:
             azs = sorted({s["az"] for s in world.fixture["subnets"]})
             print(f"Simulated cluster: {a.brokers} brokers over {a.azs} AZs ({' '.join(azs)}), "
                   f"cluster '{world.cluster}', up in {world.timings['start_s']:.1f} s")
@@ -262,8 +359,12 @@ def main(argv=None):
             results = world.boot(timeout=a.timeout)
             report_boot(world, results)
             boot_checks(world, results, checks)
+            booted = [i for i, r in zip(world.instances, results) if r.exit_code == 0]
+            signalled, by_instance = wait_registered_and_signal(world, kafka, booted, a.timeout)
+            signal_checks(kafka, world.instances, signalled, by_instance, checks)
             if not a.no_replace:
-                replace(world, 0, checks, a.timeout)
+                replace(world, kafka, 0, checks, a.timeout)
+            print_signals(world)
             print("\nTearing down (namespaces, loop devices, mounts, processes)...")
     except KeyboardInterrupt:
         print("\ninterrupted: the simulated world was torn down", file=sys.stderr)

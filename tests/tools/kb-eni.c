@@ -2,7 +2,8 @@
  * on one ENI named on the command line, as if discover and claim had picked it. Prints one
  * JSON object per stage run, {"stage", "exit", "changes", "error", "ms", "done_wall_ms"},
  * one a line. Configuration and AWS settings from the environment, as for the real program.
- *   kb-eni --eni-id ENI [--deadline-ms N] [--plan] [--then-network] */
+ * --taken-over-from plays a claim taken over from that stopped instance.
+ *   kb-eni --eni-id ENI [--deadline-ms N] [--plan] [--then-network] [--taken-over-from I] */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kb/claim.h"
 #include "kb/config.h"
 #include "kb/deadline.h"
 #include "kb/ec2.h"
@@ -75,6 +77,7 @@ int main(int argc, char *argv[])
 		{"deadline-ms", required_argument, NULL, 'd'},
 		{"plan", no_argument, NULL, 'p'},
 		{"then-network", no_argument, NULL, 'n'},
+		{"taken-over-from", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	struct kb_error err = {{0}};
@@ -82,6 +85,7 @@ int main(int argc, char *argv[])
 	struct kb_broker broker = {.id = 0};
 	long deadline_ms = 10000;
 	bool plan = false, network = false;
+	const char *taken_from = NULL;
 	struct kb_run run;
 	int opt, ret;
 
@@ -95,6 +99,8 @@ int main(int argc, char *argv[])
 			plan = true;
 		else if (opt == 'n')
 			network = true;
+		else if (opt == 'o')
+			taken_from = optarg;
 		else
 			return 64;
 	}
@@ -106,6 +112,11 @@ int main(int argc, char *argv[])
 	}
 	log_set_console(NULL);
 	kb_run_init(&run, cfg, plan ? KB_MODE_PLAN : KB_MODE_RUN);
+	if (taken_from && (run.claim = calloc(1, sizeof(*run.claim)))) {
+		run.claim->how = CLAIM_TAKEN_OVER;
+		run.claim->previous_owner = strdup(taken_from);
+		run.claim->previous_state = CLAIM_OWNER_STOPPED;
+	}
 	ret = run_stage(&run, STAGE_IDENTITY, identity_stage, 10000);
 	if (ret == 0)
 		ret = run_stage(&run, STAGE_DISCOVER, describe_eni, 10000);

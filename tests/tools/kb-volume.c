@@ -4,11 +4,13 @@
  *     kb-volume --broker-id 3 --volume-id vol-0abc [--device /dev/sdg] [--plan]
  *               [--prerequisite] [--deadline-ms N]
  *   AWS_ENDPOINT_URL_EC2=... AWS_REGION=... AWS_ACCESS_KEY_ID=... \
- *     kb-volume --broker-id 3 --instance-id i-0abc --az us-east-1a [--plan] ...
+ *     kb-volume --broker-id 3 --instance-id i-0abc --az us-east-1a [--plan]
+ *               [--taken-over-from i-0old] ...
  *
  * The first form runs the local half (volume_prepare) on the volume id's device. The second
- * runs the whole stage (volume_stage): it first does what discover does for the stage (one
- * DescribeVolumes by tag in this AZ) and plays the claim (the broker id given).
+ * runs the whole stage (volume_stage): first the real discover stage (its two Describe calls
+ * and its candidates), then it plays the claim (the broker id given, as if held already, or
+ * as if just taken over from the stopped instance --taken-over-from names).
  *
  * Settings come from KAFKA_BOOTSTRAP_* variables as in the real tool. Prints one line per
  * change ("change: ...") and "device: <path>" on stdout, the error on stderr, and exits with
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "kb/aws.h"
+#include "kb/claim.h"
 #include "kb/config.h"
 #include "kb/ec2.h"
 #include "kb/deadline.h"
@@ -29,42 +32,25 @@
 
 extern char **environ;
 
-/* What discover and claim would leave in run for the volume stage. */
-static int discover_volumes(struct kb_run *run, struct kb_broker *broker)
+/* What discover and claim would leave in run for the volume stage: the id given, with the
+ * resources discover found for it (none when it is no candidate). */
+static int discover_volumes(struct kb_run *run, struct kb_broker *bare)
 {
-	const struct kb_config *cfg = run->cfg;
 	struct aws_ctx_options opts = {.max_attempts = 0};
-	char tag[160], prefix[160], cluster_tag[160];
-	const char *prefix_values[1] = {prefix}, *az_values[1] = {run->identity.az};
-	const char *cluster_values[1] = {cfg->cluster};
-	struct ec2_filter filters[3] = {
-		{.name = tag, .values = prefix_values, .value_count = 1},
-		{.name = "availability-zone", .values = az_values, .value_count = 1},
-		{.name = cluster_tag, .values = cluster_values, .value_count = 1},
-	};
 	int ret;
 
-	snprintf(tag, sizeof(tag), "tag:%s", cfg->tag_key);
-	snprintf(prefix, sizeof(prefix), "%s*", cfg->tag_prefix);
-	snprintf(cluster_tag, sizeof(cluster_tag), "tag:%s", cfg->cluster_tag_key);
 	run->aws = aws_ctx_new(&opts, run->stage_deadline, &run->err);
 	if (!run->aws)
 		return -KB_EUNAVAIL;
-	ret = ec2_describe_volumes(run->aws, filters, cfg->cluster[0] ? 3 : 2,
-				   run->stage_deadline, &run->volumes, &run->err);
+	ret = discover_stage(run);
 	if (ret < 0)
 		return ret;
-	broker->id = run->broker_id;
-	for (size_t i = 0; i < run->volumes->count; i++) {
-		const struct ec2_volume *v = &run->volumes->items[i];
-		const char *name = ec2_tag_value(v->tags, v->tag_count, cfg->tag_key);
-		char want[64];
-
-		snprintf(want, sizeof(want), "%s%d", cfg->tag_prefix, run->broker_id);
-		if (name && strcmp(name, want) == 0 && !broker->volume)
-			broker->volume = &run->volumes->items[i];
+	bare->id = run->broker_id;
+	run->broker = bare;
+	for (size_t i = 0; i < run->candidate_count; i++) {
+		if (run->candidates[i].id == run->broker_id)
+			run->broker = &run->candidates[i];
 	}
-	run->broker = broker;
 	return 0;
 }
 
@@ -79,11 +65,13 @@ int main(int argc, char **argv)
 		{"prerequisite", no_argument, NULL, 'r'},
 		{"instance-id", required_argument, NULL, 'i'},
 		{"az", required_argument, NULL, 'z'},
+		{"taken-over-from", required_argument, NULL, 'o'},
 		{NULL, 0, NULL, 0},
 	};
 	struct kb_error err = {{0}};
 	struct kb_config *cfg = config_new();
 	const char *volume_id = NULL, *device = NULL, *instance_id = NULL, *az = NULL;
+	const char *taken_from = NULL;
 	struct kb_broker broker = {.id = -1};
 	long long deadline_ms = 10000;
 	enum kb_run_mode mode = KB_MODE_RUN;
@@ -102,6 +90,7 @@ int main(int argc, char **argv)
 		case 'r': prerequisite = true; break;
 		case 'i': instance_id = optarg; break;
 		case 'z': az = optarg; break;
+		case 'o': taken_from = optarg; break;
 		default: return KB_EXIT_USAGE;
 		}
 	}
@@ -119,6 +108,12 @@ int main(int argc, char **argv)
 	run.prerequisite = prerequisite;
 	run.broker_id = broker_id;
 	run.current_stage = STAGE_VOLUME;
+	if (taken_from && (run.claim = calloc(1, sizeof(*run.claim)))) {
+		run.claim->broker_id = broker_id;
+		run.claim->how = CLAIM_TAKEN_OVER;
+		run.claim->previous_owner = strdup(taken_from);
+		run.claim->previous_state = CLAIM_OWNER_STOPPED;
+	}
 	run.stage_deadline = deadline_after_ms(deadline_ms);
 	if (volume_id) {
 		ret = volume_prepare(&run, volume_id, device ? device : cfg->volume_device);

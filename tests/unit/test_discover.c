@@ -51,6 +51,17 @@ static struct kb_config *config(const char *cluster, bool manage_volume, int bro
 	return cfg;
 }
 
+/* discover_candidates, which must succeed: the candidates, *n of them. */
+static struct kb_broker *discover(const struct kb_config *cfg, const struct ec2_eni_list *enis,
+				  const struct ec2_volume_list *vols, size_t *n)
+{
+	struct kb_error err = {{0}};
+	struct kb_broker *out = NULL;
+
+	assert_int_equal(discover_candidates(cfg, AZ, enis, vols, &out, n, NULL, &err), 0);
+	return out;
+}
+
 static void only_well_tagged_enis_of_this_az_and_cluster_are_candidates(void **state)
 {
 	struct ec2_eni e[] = {
@@ -103,12 +114,11 @@ static void with_volumes_an_id_needs_both_its_eni_and_its_volume(void **state)
 	struct ec2_eni_list enis = {e, 3};
 	struct ec2_volume_list vols = {v, 4};
 	struct kb_config *cfg = config("", true, 0);
-	struct kb_error err = {{0}};
-	struct kb_broker *out = NULL;
+	struct kb_broker *out;
 	size_t n = 0;
 
 	(void)state;
-	assert_int_equal(discover_candidates(cfg, AZ, &enis, &vols, &out, &n, NULL, &err), 0);
+	out = discover(cfg, &enis, &vols, &n);
 	assert_int_equal(n, 2);
 	assert_int_equal(out[0].id, 0);
 	assert_string_equal(out[0].volume->id, "vol-0");
@@ -118,21 +128,70 @@ static void with_volumes_an_id_needs_both_its_eni_and_its_volume(void **state)
 	config_free(cfg);
 }
 
-static void two_enis_for_one_id_are_an_error_naming_both(void **state)
+static void an_id_on_two_enis_is_marked_ambiguous_and_the_other_ids_stay_candidates(void **state)
 {
-	struct ec2_eni e[] = {eni("eni-a", AZ, 1), eni("eni-0", AZ, 0), eni("eni-b", AZ, 7)};
-	struct ec2_eni_list enis = {e, 3};
+	struct ec2_eni e[] = {eni("eni-a", AZ, 1), eni("eni-0", AZ, 0), eni("eni-b", AZ, 7),
+			      eni("eni-5", AZ, 6)};
+	struct ec2_eni_list enis = {e, 4};
 	struct kb_config *cfg = config("blue", false, 0);
-	struct kb_error err = {{0}};
-	struct kb_broker *out = NULL;
+	struct kb_broker *out;
 	size_t n = 0;
 
 	(void)state;
-	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, NULL, &err), -KB_ECONFIG);
-	assert_null(out);
-	assert_non_null(strstr(err.msg, "eni-a"));
-	assert_non_null(strstr(err.msg, "eni-b"));
-	assert_non_null(strstr(err.msg, "Name=KAFKA-1"));
+	out = discover(cfg, &enis, NULL, &n);
+	assert_int_equal(n, 3);
+	assert_int_equal(out[0].id, 0);
+	assert_false(out[0].ambiguous);
+	/* Kept, so that the instance holding id 1 is refused by its eni stage, by name. */
+	assert_int_equal(out[1].id, 1);
+	assert_true(out[1].ambiguous);
+	assert_int_equal(out[2].id, 5);
+	assert_false(out[2].ambiguous);
+	assert_string_equal(out[2].eni->id, "eni-5");
+	free(out);
+	config_free(cfg);
+}
+
+static void an_id_on_two_volumes_is_marked_ambiguous_and_the_other_ids_stay_candidates(
+	void **state)
+{
+	struct ec2_eni e[] = {eni("eni-0", AZ, 0), eni("eni-1", AZ, 1), eni("eni-5", AZ, 6)};
+	/* A snapshot of broker 5's volume restored with its tags. */
+	struct ec2_volume v[] = {vol("vol-5", AZ, 6), vol("vol-1", AZ, 1), vol("vol-5copy", AZ, 6),
+				 vol("vol-0", AZ, 0)};
+	struct ec2_eni_list enis = {e, 3};
+	struct ec2_volume_list vols = {v, 4};
+	struct kb_config *cfg = config("", true, 0);
+	struct kb_broker *out;
+	size_t n = 0;
+
+	(void)state;
+	out = discover(cfg, &enis, &vols, &n);
+	assert_int_equal(n, 3);
+	assert_int_equal(out[0].id, 0);
+	assert_string_equal(out[0].volume->id, "vol-0");
+	assert_false(out[0].ambiguous);
+	assert_int_equal(out[1].id, 1);
+	assert_string_equal(out[1].volume->id, "vol-1");
+	assert_false(out[1].ambiguous);
+	assert_int_equal(out[2].id, 5);
+	assert_true(out[2].ambiguous);
+	free(out);
+	config_free(cfg);
+}
+
+static void the_tag_id_is_the_canonical_one_discover_reads(void **state)
+{
+	struct kb_config *cfg = config("", false, 6);
+
+	(void)state;
+	assert_int_equal(discover_tag_id(cfg, tags[6], 2), 5);
+	assert_int_equal(discover_tag_id(cfg, tags[3], 2), -1); /* KAFKA-07 */
+	assert_int_equal(discover_tag_id(cfg, tags[4], 2), -1); /* KAFKA-3x */
+	assert_int_equal(discover_tag_id(cfg, tags[0], 1), 0);
+	assert_int_equal(discover_tag_id(cfg, tags[0] + 1, 1), -1); /* no Name tag */
+	cfg->broker_count = 5;
+	assert_int_equal(discover_tag_id(cfg, tags[6], 2), -1);
 	config_free(cfg);
 }
 
@@ -187,7 +246,10 @@ int main(void)
 		cmocka_unit_test(only_well_tagged_enis_of_this_az_and_cluster_are_candidates),
 		cmocka_unit_test(broker_count_bounds_the_ids),
 		cmocka_unit_test(with_volumes_an_id_needs_both_its_eni_and_its_volume),
-		cmocka_unit_test(two_enis_for_one_id_are_an_error_naming_both),
+		cmocka_unit_test(an_id_on_two_enis_is_marked_ambiguous_and_the_other_ids_stay_candidates),
+		cmocka_unit_test(
+			an_id_on_two_volumes_is_marked_ambiguous_and_the_other_ids_stay_candidates),
+		cmocka_unit_test(the_tag_id_is_the_canonical_one_discover_reads),
 		cmocka_unit_test(no_eni_at_all_is_no_candidate_not_an_error),
 		cmocka_unit_test(every_id_left_out_is_named_in_the_notes),
 	};

@@ -1,5 +1,7 @@
 """The whole volume stage against the fake EC2: attach when available, wait for a dying owner,
 refuse a live one (exit 13), refuse another AZ and two volumes with one tag, plan with DryRun.
+The driver runs the real discover stage first (the fixture tags an ENI for every volume's id),
+then plays the claim of id 3.
 
 The fake's attach hook plays udev: when a volume reads attached to our instance, its by-id
 link appears in the test's /dev tree, pointing at the loop device that is "the volume"."""
@@ -18,8 +20,17 @@ COPY = "vol-0000000000000a004"
 KEY = ("AKIAVOLUMETEST000001", "VolumeTestSecretKey/with+chars/000000000")
 AZ = "us-east-1a"
 
-# What the CloudFormation template grants a broker (the actions this stage may use).
-BROKER_ACTIONS = ["ec2:DescribeVolumes", "ec2:DescribeInstances", "ec2:AttachVolume"]
+# What the CloudFormation template grants a broker (the actions discover and this stage use).
+BROKER_ACTIONS = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes",
+                  "ec2:DescribeInstances", "ec2:AttachVolume"]
+
+
+def enis_for(volumes):
+    """One ENI in us-east-1a tagged like each volume, as discover needs for a candidate."""
+    names = sorted({v["tags"]["Name"] for v in volumes})
+    return [{"id": f"eni-0000000000000e{n:03x}", "subnet": "subnet-0000000000000a000",
+             "tags": {"Name": name, "kafka-bootstrap:cluster": "test"}}
+            for n, name in enumerate(names)]
 
 
 def fixture(volumes, instances=(), delays=None):
@@ -36,7 +47,7 @@ def fixture(volumes, instances=(), delays=None):
                          "role": "kafka-broker", "session_name": "volume-tests"}],
         "instances": [{"id": ME, "subnet": "subnet-0000000000000a000", "role": "kafka-broker"},
                       *instances],
-        "network_interfaces": [],
+        "network_interfaces": enis_for(volumes),
         "volumes": volumes,
         "delays": {"volume_attach_s": 0.3, "volume_detach_s": 0.3, "shutting_down_s": 0.5,
                    **(delays or {})},
@@ -271,19 +282,42 @@ def test_take_over_stopped_detaches_from_the_stopped_owner_then_attaches(world, 
     fix["roles"]["kafka-broker"] = BROKER_ACTIONS + ["ec2:DetachVolume"]
     fake = cloud(fix, {VOL: loop})
 
-    plan = run_stage(world, fake, "--plan", config={"TAKE_OVER_STOPPED": "true"})
+    plan = run_stage(world, fake, "--plan", "--taken-over-from", OTHER,
+                     config={"TAKE_OVER_STOPPED": "true"})
     assert plan.returncode == 0, plan.stderr
     assert [(r["dry_run"], r["error_code"]) for r in calls(fake, "DetachVolume")] == [
         (True, "DryRunOperation")]
     assert attachment(fake)["instance_id"] == OTHER
 
-    proc = run_stage(world, fake, config={"TAKE_OVER_STOPPED": "true"})
+    proc = run_stage(world, fake, "--taken-over-from", OTHER,
+                     config={"TAKE_OVER_STOPPED": "true"})
     assert proc.returncode == 0, proc.stderr
     assert attachment(fake)["instance_id"] == ME
     assert any(c.startswith(f"detached {VOL} from stopped instance {OTHER}")
                for c in proc.changes), proc.changes
     detaches = [r for r in calls(fake, "DetachVolume") if not r["dry_run"]]
     assert len(detaches) == 1
+
+
+@pytest.mark.parametrize("claim", [[], ["--taken-over-from", "i-0000000000000a00f"]],
+                         ids=["held-already", "taken-over-from-another"])
+def test_take_over_stopped_never_detaches_from_a_stopped_instance_the_claim_was_not_taken_from(
+        world, cloud, claim):
+    """take_over_stopped may sit in config.d for good: it lets the stage detach only from the
+    stopped instance this run took the broker id from."""
+    other = {"id": OTHER, "subnet": "subnet-0000000000000a000", "state": "stopped"}
+    fix = fixture([volume(attachment={"instance": OTHER, "device": "/dev/sdg"})],
+                  instances=[other])
+    fix["roles"]["kafka-broker"] = BROKER_ACTIONS + ["ec2:DetachVolume"]
+    fake = cloud(fix)
+    for plan in ([], ["--plan"]):
+        proc = run_stage(world, fake, *claim, *plan, config={"TAKE_OVER_STOPPED": "true"})
+        assert proc.returncode == 13, proc.stderr
+        assert f"{VOL} is attached to {OTHER}, which is stopped" in proc.stderr
+        assert "detaches only from the instance this run took the broker id from" in \
+            proc.stderr
+    assert calls(fake, "DetachVolume") == [] and calls(fake, "AttachVolume") == []
+    assert attachment(fake)["instance_id"] == OTHER
 
 
 def test_missing_volume_is_named_in_the_error(world, cloud):

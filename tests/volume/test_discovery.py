@@ -26,6 +26,16 @@ def assert_found(world, proc, loop):
     assert world.mounted_device() is not None
 
 
+def run_while(world, udev):
+    """Runs the stage for VOL (20 s deadline) while udev() changes the /dev tree."""
+    thread = threading.Thread(target=udev)
+    thread.start()
+    try:
+        return world.run(3, VOL, deadline_ms=20000)
+    finally:
+        thread.join()
+
+
 def test_found_through_the_by_id_link(world):
     loop = ready_volume(world)
     world.link_by_id(VOL, loop)
@@ -84,6 +94,28 @@ def test_requested_name_of_another_volumes_nvme_device_is_not_taken(world):
     assert world.mounted_device() is None
 
 
+def test_a_stale_by_id_link_to_another_volumes_device_is_passed_over_until_ours_appears(world):
+    """udev has not yet removed the by-id link of a volume that was detached, and another
+    volume now has its device: the link resolves to a device whose serial names that other
+    volume. It is not used; when udev points the link at our device (1 s later), it is."""
+    theirs = ready_volume(world)
+    ours = ready_volume(world)
+    world.write_sys(f"block/{os.path.basename(theirs.path)}/device/serial",
+                    OTHER_SERIAL.ljust(20) + "\n")
+    world.write_sys(f"block/{os.path.basename(ours.path)}/device/serial",
+                    SERIAL.ljust(20) + "\n")
+    link = world.link_by_id(VOL, theirs)
+
+    def udev():
+        time.sleep(1.0)
+        os.symlink(ours.path, link + ".new")
+        os.rename(link + ".new", link)
+
+    proc = run_while(world, udev)
+    assert_found(world, proc, ours)
+    assert f"{theirs.path}, an NVMe device whose serial is not {SERIAL}" in proc.stderr
+
+
 def test_missing_device_ends_at_the_deadline_with_exit_75(world):
     started = time.monotonic()
     proc = world.run(3, VOL, deadline_ms=400)
@@ -104,12 +136,7 @@ def test_device_appearing_late_is_found_on_the_dev_tree_notification(world):
         world.link_by_id(VOL, loop)
         linked_at.append(time.monotonic())
 
-    thread = threading.Thread(target=udev)
-    thread.start()
-    try:
-        proc = world.run(3, VOL, deadline_ms=20000)
-    finally:
-        thread.join()
+    proc = run_while(world, udev)
     latency = time.monotonic() - linked_at[0]
     assert_found(world, proc, loop)
     assert latency < 0.6, latency

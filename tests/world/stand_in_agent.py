@@ -9,6 +9,10 @@ IMDS at 169.254.169.254, the AWS_ENDPOINT_URL_* variables, the instance's config
 `ip`, `blkid`, `mkfs.*`, `mount` inside the instance's network namespace.
 
     stand_in_agent.py run --config /path/to/config.json
+    stand_in_agent.py signal --config /path/to/config.json --wait-registered
+
+As the tool does, `run` sends SUCCESS itself only with success_signal "run"; otherwise
+`signal --wait-registered` sends it once /brokers/ids/<id> holds the advertised endpoints.
 """
 import datetime
 import json
@@ -76,24 +80,29 @@ def client(service, env_name, creds, region):
         aws_session_token=creds["Token"])
 
 
+def identity_into(me):
+    """This instance and its role's clients, from IMDSv2."""
+    req = urllib.request.Request(IMDS + "api/token", method="PUT",
+                                 headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"})
+    token = urllib.request.urlopen(req, timeout=2).read().decode()
+    me["token"] = token
+    for key, path in (("id", "instance-id"), ("az", "placement/availability-zone"),
+                      ("az_id", "placement/availability-zone-id"),
+                      ("region", "placement/region")):
+        me[key] = imds("meta-data/" + path, token)
+    role = imds("meta-data/iam/security-credentials/", token).split()[0]
+    creds = json.loads(imds("meta-data/iam/security-credentials/" + role, token))
+    me["ec2"] = client("ec2", "AWS_ENDPOINT_URL_EC2", creds, me["region"])
+    me["cfn"] = client("cloudformation", "AWS_ENDPOINT_URL_CLOUDFORMATION", creds,
+                       me["region"])
+
+
 def pipeline(run):
     cfg = run.cfg
     me = {}
 
     def identity():
-        req = urllib.request.Request(IMDS + "api/token", method="PUT",
-                                     headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"})
-        token = urllib.request.urlopen(req, timeout=2).read().decode()
-        me["token"] = token
-        for key, path in (("id", "instance-id"), ("az", "placement/availability-zone"),
-                          ("az_id", "placement/availability-zone-id"),
-                          ("region", "placement/region")):
-            me[key] = imds("meta-data/" + path, token)
-        role = imds("meta-data/iam/security-credentials/", token).split()[0]
-        creds = json.loads(imds("meta-data/iam/security-credentials/" + role, token))
-        me["ec2"] = client("ec2", "AWS_ENDPOINT_URL_EC2", creds, me["region"])
-        me["cfn"] = client("cloudformation", "AWS_ENDPOINT_URL_CLOUDFORMATION", creds,
-                           me["region"])
+        identity_into(me)
 
     def discover():
         filters = [{"Name": f"tag:{cfg.get('tag_key', 'Name')}", "Values": ["KAFKA-*"]},
@@ -220,15 +229,8 @@ def pipeline(run):
         os.rename(path + ".tmp", path)
 
     def signal():
-        tags = {t["Key"]: t["Value"] for t in me["ec2"].describe_tags(
-            Filters=[{"Name": "resource-id", "Values": [me["id"]]}])["Tags"]}
-        try:
-            me["cfn"].signal_resource(StackName=tags["aws:cloudformation:stack-name"],
-                                      LogicalResourceId=tags["aws:cloudformation:logical-id"],
-                                      UniqueId=me["id"], Status="SUCCESS")
-        except me["cfn"].exceptions.ClientError as exc:
-            if "cannot be signaled" not in str(exc):
-                raise
+        if cfg.get("success_signal", "registered") == "run":
+            signal_success(me)
 
     for name, fn in (("identity", identity), ("discover", discover), ("claim", claim),
                      ("eni", eni), ("volume", volume), ("network", network),
@@ -236,9 +238,55 @@ def pipeline(run):
         run.stage(name, fn)
 
 
+def signal_success(me):
+    tags = {t["Key"]: t["Value"] for t in me["ec2"].describe_tags(
+        Filters=[{"Name": "resource-id", "Values": [me["id"]]}])["Tags"]}
+    try:
+        me["cfn"].signal_resource(StackName=tags["aws:cloudformation:stack-name"],
+                                  LogicalResourceId=tags["aws:cloudformation:logical-id"],
+                                  UniqueId=me["id"], Status="SUCCESS")
+    except me["cfn"].exceptions.ClientError as exc:
+        if "cannot be signaled" not in str(exc):
+            raise
+
+
+def wait_registered(cfg):
+    """SUCCESS once Kafka registered this broker with its advertised endpoints."""
+    with open(cfg["properties_path"]) as f:
+        props = dict(line.split("=", 1) for line in f.read().splitlines()
+                     if "=" in line and not line.startswith("#"))
+    path = f"/brokers/ids/{props['broker.id']}"
+    wanted = sorted((props.get("advertised.listeners") or props["listeners"]).split(","))
+    zk = KazooClient(hosts=cfg["zookeeper_connect"], timeout=5)
+    zk.start(timeout=10)
+    try:
+        deadline = time.monotonic() + int(cfg.get("register_deadline_s", 600))
+        while True:
+            if zk.exists(path) and sorted(json.loads(zk.get(path)[0])["endpoints"]) == wanted:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Kafka did not register {path}")
+            time.sleep(0.1)
+    finally:
+        zk.stop()
+        zk.close()
+    me = {}
+    identity_into(me)
+    signal_success(me)
+
+
 def main(argv):
+    if argv[1:2] == ["signal"] and argv[2:3] == ["--config"] and argv[4:] == ["--wait-registered"]:
+        with open(argv[3]) as f:
+            try:
+                wait_registered(json.load(f))
+            except Exception as exc:  # noqa: BLE001 - a test double: say why, exit non-zero
+                print(f"stand-in agent: {exc}", file=sys.stderr)
+                return 75
+        return 0
     if len(argv) != 4 or argv[1] != "run" or argv[2] != "--config":
-        print("usage: stand_in_agent.py run --config FILE", file=sys.stderr)
+        print("usage: stand_in_agent.py run --config FILE\n"
+              "       stand_in_agent.py signal --config FILE --wait-registered", file=sys.stderr)
         return 64
     with open(argv[3]) as f:
         run = Run(json.load(f))
