@@ -673,6 +673,13 @@ int config_validate(const struct kb_config *cfg, struct kb_error *err)
 		if (ret < 0)
 			return ret;
 	}
+	/* The cluster names a ZooKeeper node (claim paths): found out only at the claim stage,
+	 * the run would have told the stack and the group a failure its replacement shares. */
+	if (strchr(cfg->cluster, '/') || strcmp(cfg->cluster, ".") == 0 ||
+	    strcmp(cfg->cluster, "..") == 0)
+		return kb_errorf(err, KB_ECONFIG,
+				 "key 'cluster': '%s' cannot name a ZooKeeper node (no '/', not '.' "
+				 "or '..')", cfg->cluster);
 	if (cfg->tag_key[0] == '\0' || cfg->tag_prefix[0] == '\0')
 		return kb_errorf(err, KB_ECONFIG, "keys 'tag_key' and 'tag_prefix' must not be empty");
 	if (cfg->zookeeper_connect[0] && !valid_connect_string(cfg->zookeeper_connect))

@@ -10,6 +10,7 @@
 #include "kb/discover.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,28 @@ static int by_broker_id(const void *a, const void *b)
 	return (x->broker_id > y->broker_id) - (x->broker_id < y->broker_id);
 }
 
-/* The broker id r is tagged with; false (with a warning) when r does not qualify. */
-static bool tagged_id(const struct kb_config *cfg, const char *az, struct tagged *r)
+/* A tagged resource that is no candidate: a warning, and a note for the error of an AZ left
+ * with no candidate at all ("; " between notes). */
+__attribute__((format(printf, 2, 3))) static void not_candidate(FILE *notes, const char *fmt, ...)
+{
+	char *text = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	if (!text)
+		return;
+	log_warn("discover: %s", text);
+	if (notes)
+		fprintf(notes, "%s%s", ftell(notes) > 0 ? "; " : "", text);
+	free(text);
+}
+
+/* The broker id r is tagged with; false (with a note) when r does not qualify. */
+static bool tagged_id(const struct kb_config *cfg, const char *az, struct tagged *r,
+		      FILE *notes)
 {
 	const char *value = ec2_tag_value(r->tags, r->tag_count, cfg->tag_key);
 	size_t prefix = strlen(cfg->tag_prefix);
@@ -48,39 +69,40 @@ static bool tagged_id(const struct kb_config *cfg, const char *az, struct tagged
 	if (!value || strncmp(value, cfg->tag_prefix, prefix) != 0)
 		return false;
 	if (!r->az || strcmp(r->az, az) != 0) {
-		log_warn("discover: ignoring %s %s: it is in %s, this instance in %s", r->kind,
-			 r->id, r->az ? r->az : "no AZ", az);
+		not_candidate(notes, "ignoring %s %s: it is in %s, this instance in %s", r->kind,
+			      r->id, r->az ? r->az : "no AZ", az);
 		return false;
 	}
 	if (cfg->cluster[0]) {
 		const char *cluster = ec2_tag_value(r->tags, r->tag_count, cfg->cluster_tag_key);
 
 		if (!cluster || strcmp(cluster, cfg->cluster) != 0) {
-			log_warn("discover: ignoring %s %s: its tag %s is '%s', not cluster '%s'",
-				 r->kind, r->id, cfg->cluster_tag_key, cluster ? cluster : "",
-				 cfg->cluster);
+			not_candidate(notes, "ignoring %s %s: its tag %s is '%s', not cluster '%s'",
+				      r->kind, r->id, cfg->cluster_tag_key, cluster ? cluster : "",
+				      cfg->cluster);
 			return false;
 		}
 	}
 	ret = claim_parse_id(value + prefix, strlen(value + prefix), cfg->broker_count,
 			     &r->broker_id);
 	if (ret == -ERANGE)
-		log_warn("discover: ignoring %s %s: %s=%s is beyond broker_count %d", r->kind,
-			 r->id, cfg->tag_key, value, cfg->broker_count);
+		not_candidate(notes, "ignoring %s %s: %s=%s is beyond broker_count %d", r->kind,
+			      r->id, cfg->tag_key, value, cfg->broker_count);
 	else if (ret < 0)
-		log_warn("discover: ignoring %s %s: %s=%s is not %s<id> (a decimal id without "
-			 "leading zeros)", r->kind, r->id, cfg->tag_key, value, cfg->tag_prefix);
+		not_candidate(notes, "ignoring %s %s: %s=%s is not %s<id> (a decimal id without "
+			      "leading zeros)", r->kind, r->id, cfg->tag_key, value, cfg->tag_prefix);
 	return ret == 0;
 }
 
 /* Keeps the qualifying resources, sorted by id; two with one id are reported, not chosen
  * between. */
-static void qualify(const struct kb_config *cfg, const char *az, struct tagged *r, size_t *n)
+static void qualify(const struct kb_config *cfg, const char *az, struct tagged *r, size_t *n,
+		    FILE *notes)
 {
 	size_t kept = 0;
 
 	for (size_t i = 0; i < *n; i++) {
-		if (tagged_id(cfg, az, &r[i]))
+		if (tagged_id(cfg, az, &r[i], notes))
 			r[kept++] = r[i];
 	}
 	*n = kept;
@@ -147,9 +169,9 @@ int discover_tag_id(const struct kb_config *cfg, const struct ec2_tag *tags, siz
 
 int discover_candidates(const struct kb_config *cfg, const char *az,
 			const struct ec2_eni_list *enis, const struct ec2_volume_list *volumes,
-			struct kb_broker **out, size_t *count, struct kb_error *err)
+			struct kb_broker **out, size_t *count, FILE *notes, struct kb_error *err)
 {
-	size_t ne = 0, nv = 0, v = 0, group;
+	size_t ne = 0, nv = 0, v = 0, group = 1;
 	struct tagged *e = eni_view(enis, &ne);
 	struct tagged *vol = cfg->manage_volume ? volume_view(volumes, &nv) : NULL;
 	struct kb_broker *cands = NULL;
@@ -161,25 +183,28 @@ int discover_candidates(const struct kb_config *cfg, const char *az,
 		ret = kb_errorf(err, ENOMEM, "discover: out of memory");
 		goto out;
 	}
-	qualify(cfg, az, e, &ne);
+	qualify(cfg, az, e, &ne, notes);
 	if (vol)
-		qualify(cfg, az, vol, &nv);
-	for (size_t i = 0; i < ne; i += group) {
+		qualify(cfg, az, vol, &nv, notes);
+	/* Both lists are sorted by id: walk them side by side, past the last ENI too. */
+	for (size_t i = 0; i <= ne; i += group) {
 		struct kb_broker *b = &cands[*count];
 
-		group = same_id(e, ne, i);
-		while (vol && v < nv && vol[v].broker_id < e[i].broker_id) {
-			log_warn("discover: volume %s is tagged %s%d, but no ENI is",
-				 vol[v].id, cfg->tag_prefix, vol[v].broker_id);
+		while (vol && v < nv && (i == ne || vol[v].broker_id < e[i].broker_id)) {
+			not_candidate(notes, "volume %s is tagged %s%d, but no ENI in %s is",
+				      vol[v].id, cfg->tag_prefix, vol[v].broker_id, az);
 			v++;
 		}
+		if (i == ne)
+			break;
+		group = same_id(e, ne, i);
 		b->id = e[i].broker_id;
 		b->eni = &enis->items[e[i].index];
 		b->ambiguous = group > 1;
 		if (vol) {
 			if (v >= nv || vol[v].broker_id != b->id) {
-				log_warn("discover: ENI %s is tagged %s%d, but no volume in %s is: "
-					 "not a candidate", e[i].id, cfg->tag_prefix, b->id, az);
+				not_candidate(notes, "ENI %s is tagged %s%d, but no volume in %s is",
+					      e[i].id, cfg->tag_prefix, b->id, az);
 				continue;
 			}
 			b->volume = &volumes->items[vol[v].index];
@@ -233,10 +258,26 @@ out:
 	return ret;
 }
 
+/* An AZ with no candidate fails here, before ZooKeeper is asked anything, with what was
+ * found instead: an operator reads "volume vol-1 is tagged KAFKA-1, but no ENI in us-east-1b
+ * is" and finds the ENI in another AZ. */
+static int no_candidate(struct kb_run *run, const char *notes)
+{
+	const struct kb_config *cfg = run->cfg;
+
+	if (notes && notes[0])
+		return kb_errorf(&run->err, KB_ENOID, "no broker id available in %s: %s",
+				 run->identity.az, notes);
+	return kb_errorf(&run->err, KB_ENOID, "no broker id available in %s: no ENI tagged "
+			 "%s=%s<id>%s%s%s there", run->identity.az, cfg->tag_key, cfg->tag_prefix,
+			 cfg->cluster[0] ? " for cluster '" : "", cfg->cluster,
+			 cfg->cluster[0] ? "'" : "");
+}
+
 int discover_stage(struct kb_run *run)
 {
-	char *ids = NULL;
-	size_t len = 0;
+	char *ids = NULL, *notes = NULL;
+	size_t len = 0, notes_len = 0;
 	FILE *mem;
 	int ret;
 
@@ -244,9 +285,16 @@ int discover_stage(struct kb_run *run)
 		return kb_errorf(&run->err, KB_EINTERNAL,
 				 "discover needs the identity stage's AZ and AWS context");
 	ret = describe(run);
-	if (ret == 0)
-		ret = discover_candidates(run->cfg, run->identity.az, run->enis, run->volumes,
-					  &run->candidates, &run->candidate_count, &run->err);
+	if (ret < 0)
+		return ret;
+	mem = open_memstream(&notes, &notes_len);
+	ret = discover_candidates(run->cfg, run->identity.az, run->enis, run->volumes,
+				  &run->candidates, &run->candidate_count, mem, &run->err);
+	if (mem)
+		fclose(mem);
+	if (ret == 0 && run->candidate_count == 0)
+		ret = no_candidate(run, notes);
+	free(notes);
 	if (ret < 0)
 		return ret;
 	mem = open_memstream(&ids, &len);

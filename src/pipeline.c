@@ -400,6 +400,15 @@ int pipeline_run(const struct pipeline_options *opts)
 	int lock = -1;
 	int exit_code;
 
+	/* Every other key is checked when the configuration is loaded; this one only commands
+	 * that reach the claim need. Met at the claim, the run would have told the stack and
+	 * the group a failure its replacement shares. */
+	if ((opts->only_stage < 0 || opts->only_stage >= STAGE_CLAIM) &&
+	    !cfg->zookeeper_connect[0]) {
+		log_error("configuration: key 'zookeeper_connect' is not set: %s needs ZooKeeper to "
+			  "claim a broker id", opts->command);
+		return KB_EXIT_CONFIG;
+	}
 	kb_run_init(&run, cfg, opts->mode);
 	log_info("%s: kafka-bootstrap %s%s%s", opts->command,
 		 opts->mode == KB_MODE_PLAN ? "plan (read only)" : "run",

@@ -136,10 +136,10 @@ class FakeAWS:
             if delay:
                 self._stopping.wait(delay)
             resp = self._answer(service, req, record)
-            if self.faults.roll("malformed", service, n):
+            if record["fault"] == "malformed" or self.faults.roll("malformed", service, n):
                 record["fault"] = "malformed"
                 resp.body = resp.body[: len(resp.body) // 2]
-            if self.faults.roll("truncated", service, n):
+            if record["fault"] == "truncated" or self.faults.roll("truncated", service, n):
                 record["fault"] = "truncated"
                 resp.fault = "truncate"
         record["http_status"] = resp.status

@@ -23,7 +23,9 @@ DEFAULTS = {
     "drop": {},           # service -> probability of closing the connection without answer
     "latency_s": {},      # service -> seconds, or [min, max] drawn per request
     "down": [],           # services whose listeners refuse connections
-    "fail_action": [],    # [{"action", "code", "times", "status"?, "message"?, "service"?}]
+    "fail_action": [],    # [{"action", "code" or "fault", "times", "status"?, "message"?,
+                          #   "service"?}]; fault: "malformed" or "truncated" (the action is
+                          #   carried out, its answer spoilt)
     "imds_token_ttl_cap_s": None,  # tokens expire after at most this, whatever was asked
     "imds_mac_lag_s": None,        # overrides the fixture's imds.mac_lag_s
     "imds_404": [],                # [{"path": glob, "times": N or None}]: GETs answered 404
@@ -60,8 +62,10 @@ class Faults:
             if service not in SERVICES:
                 raise ValueError(f"down: unknown service {service}")
         for rule in kw.get("fail_action", []):
-            if "action" not in rule or "code" not in rule:
-                raise ValueError("fail_action rules need 'action' and 'code'")
+            if "action" not in rule or ("code" in rule) == ("fault" in rule):
+                raise ValueError("fail_action rules need 'action' and either 'code' or 'fault'")
+            if rule.get("fault", "malformed") not in ("malformed", "truncated"):
+                raise ValueError("fail_action: fault must be 'malformed' or 'truncated'")
         for rule in kw.get("imds_404", []):
             if "path" not in rule:
                 raise ValueError("imds_404 rules need 'path'")
@@ -123,7 +127,9 @@ class Faults:
         with self._lock:
             rule = self._consume(self._settings["fail_action"], lambda r: (
                 r["action"] == record["action"] and r.get("service", service) == service))
-        if rule is not None:
+        if rule is not None and "fault" in rule:
+            record["fault"] = rule["fault"]  # the action goes ahead; dispatch spoils the answer
+        elif rule is not None:
             record["fault"] = "fail_action"
             raise ApiError(rule["code"], rule.get("message", f"Injected {rule['code']}"),
                            rule.get("status", 400))

@@ -49,24 +49,28 @@ class _Frames:
         return frames
 
 
-def successful_write(reply, pending_types):
-    """True when reply answers a create or multi that succeeded."""
+def successful_write_op(reply, pending_types):
+    """The request type when reply answers a create or multi that succeeded, else None."""
     if len(reply) < 16:
-        return False
+        return None
     xid, _zxid, err = struct.unpack(">iqi", reply[:16])
     op = pending_types.pop(xid, None)
     if op not in WRITE_OPS or err != 0:
-        return False
+        return None
     if op == OP_MULTI:
         if len(reply) < 16 + 9:
-            return False
+            return None
         (first_type,) = struct.unpack(">i", reply[16:20])
-        return first_type != -1
-    return True
+        return op if first_type != -1 else None
+    return op
 
 
 class TcpProxy:
-    def __init__(self, target_host, target_port, listen_host="127.0.0.1", latency_ms=0.0):
+    def __init__(self, target_host, target_port, listen_host="127.0.0.1", latency_ms=0.0,
+                 on_write=None):
+        """on_write(op), when given, runs on the proxy's thread for every successful create
+        or multi reply before it is forwarded; True drops that reply and the connection."""
+        self.on_write = on_write
         self.target = (target_host, target_port)
         self.listen_host = listen_host
         self.latency = latency_ms / 1000.0
@@ -133,13 +137,21 @@ class TcpProxy:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _take_drop(self):
+    def _take_drop(self, op):
+        if self.on_write is not None and self.on_write(op):
+            with self._lock:
+                self.dropped += 1
+            return True
         with self._lock:
             if self._drops_left > 0:
                 self._drops_left -= 1
                 self.dropped += 1
                 return True
         return False
+
+    def _take_drop_of(self, reply, pending):
+        op = successful_write_op(reply, pending)
+        return op is not None and self._take_drop(op)
 
     async def _accept(self, client_r, client_w):
         try:
@@ -187,8 +199,7 @@ class TcpProxy:
                         if to_server and len(body) >= 8:
                             xid, op = struct.unpack(">ii", body[:8])
                             pending[xid] = op
-                        elif not to_server and successful_write(body, pending) \
-                                and self._take_drop():
+                        elif not to_server and self._take_drop_of(body, pending):
                             # The write is applied; its answer is lost with the connection.
                             close_both()
                             return

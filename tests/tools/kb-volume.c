@@ -43,7 +43,11 @@ static int discover_volumes(struct kb_run *run, struct kb_broker *bare)
 	if (!run->aws)
 		return -KB_EUNAVAIL;
 	ret = discover_stage(run);
-	if (ret < 0)
+	/* An AZ with no candidate stops the real run in discover; here the id is given, and
+	 * the volume stage says why its volume cannot be used. */
+	if (ret == -KB_ENOID && run->candidate_count == 0)
+		kb_error_clear(&run->err);
+	else if (ret < 0)
 		return ret;
 	bare->id = run->broker_id;
 	run->broker = bare;

@@ -205,6 +205,8 @@ static const struct invalid_combination combinations[] = {
 	{"{\"on_failure\": [\"lifecycle\"]}", "'lifecycle_hook' is empty"},
 	{"{\"eni_deadline_s\": 2000}", "'eni_deadline_s': 2000 s is longer than deadline_s"},
 	{"{\"tag_prefix\": \"\"}", "must not be empty"},
+	{"{\"cluster\": \"blue/green\"}", "'cluster': 'blue/green' cannot name a ZooKeeper node"},
+	{"{\"cluster\": \"..\"}", "'cluster': '..' cannot name a ZooKeeper node"},
 };
 
 static void invalid_combinations_are_refused_by_validation(void **state)

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,7 +58,7 @@ static struct kb_broker *discover(const struct kb_config *cfg, const struct ec2_
 	struct kb_error err = {{0}};
 	struct kb_broker *out = NULL;
 
-	assert_int_equal(discover_candidates(cfg, AZ, enis, vols, &out, n, &err), 0);
+	assert_int_equal(discover_candidates(cfg, AZ, enis, vols, &out, n, NULL, &err), 0);
 	return out;
 }
 
@@ -75,7 +76,7 @@ static void only_well_tagged_enis_of_this_az_and_cluster_are_candidates(void **s
 	size_t n = 0;
 
 	(void)state;
-	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, &err), 0);
+	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, NULL, &err), 0);
 	/* green's 2, "07", "3x" and the other AZ's 4 are not candidates */
 	assert_int_equal(n, 3);
 	assert_int_equal(out[0].id, 0);
@@ -97,7 +98,7 @@ static void broker_count_bounds_the_ids(void **state)
 	size_t n = 0;
 
 	(void)state;
-	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, &err), 0);
+	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, NULL, &err), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(out[0].id, 0);
 	assert_int_equal(out[1].id, 1);
@@ -203,8 +204,38 @@ static void no_eni_at_all_is_no_candidate_not_an_error(void **state)
 	size_t n = 7;
 
 	(void)state;
-	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, &err), 0);
+	assert_int_equal(discover_candidates(cfg, AZ, &enis, NULL, &out, &n, NULL, &err), 0);
 	assert_int_equal(n, 0);
+	free(out);
+	config_free(cfg);
+}
+
+static void every_id_left_out_is_named_in_the_notes(void **state)
+{
+	/* KAFKA-1's volume is elsewhere; KAFKA-5's volume sorts after the last ENI. */
+	struct ec2_eni e[] = {eni("eni-1", AZ, 1), eni("eni-0", AZ, 0)};
+	struct ec2_volume v[] = {vol("vol-5", AZ, 6), vol("vol-1", "us-east-1b", 1),
+				 vol("vol-0", AZ, 0)};
+	struct ec2_eni_list enis = {e, 2};
+	struct ec2_volume_list vols = {v, 3};
+	struct kb_config *cfg = config("", true, 0);
+	struct kb_error err = {{0}};
+	struct kb_broker *out = NULL;
+	char *notes = NULL;
+	size_t len = 0, n = 0;
+	FILE *mem = open_memstream(&notes, &len);
+
+	(void)state;
+	assert_non_null(mem);
+	assert_int_equal(discover_candidates(cfg, AZ, &enis, &vols, &out, &n, mem, &err), 0);
+	fclose(mem);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0].id, 0);
+	assert_string_equal(notes, "ignoring volume vol-1: it is in us-east-1b, this instance in "
+				   "us-east-1a; ENI eni-1 is tagged KAFKA-1, but no volume in "
+				   "us-east-1a is; volume vol-5 is tagged KAFKA-5, but no ENI in "
+				   "us-east-1a is");
+	free(notes);
 	free(out);
 	config_free(cfg);
 }
@@ -220,6 +251,7 @@ int main(void)
 			an_id_on_two_volumes_is_marked_ambiguous_and_the_other_ids_stay_candidates),
 		cmocka_unit_test(the_tag_id_is_the_canonical_one_discover_reads),
 		cmocka_unit_test(no_eni_at_all_is_no_candidate_not_an_error),
+		cmocka_unit_test(every_id_left_out_is_named_in_the_notes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

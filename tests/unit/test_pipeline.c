@@ -67,6 +67,7 @@ static int setup(void **state)
 	/* Like /dev/console, it exists before anyone writes to it. */
 	fclose(fopen(console_path, "w"));
 	assert_int_equal(config_set(cfg, "console", console_path, "t", NULL), 0);
+	assert_int_equal(config_set(cfg, "zookeeper_connect", "zk1:2181", "t", NULL), 0);
 	{
 		char run_root[96];
 
@@ -213,6 +214,21 @@ static void a_failed_signal_after_success_exits_14(void **state)
 	assert_int_equal(run_pipeline(*state, KB_MODE_RUN, -1), 14);
 }
 
+static void run_without_zookeeper_is_refused_before_any_stage(void **state)
+{
+	struct kb_config *cfg = *state;
+
+	assert_int_equal(config_set(cfg, "zookeeper_connect", "", "t", NULL), 0);
+	assert_int_equal(run_pipeline(cfg, KB_MODE_RUN, -1), 78);
+	assert_int_equal(run_pipeline(cfg, KB_MODE_PLAN, -1), 78);
+	assert_int_equal(run_pipeline(cfg, KB_MODE_RUN, STAGE_ENI), 78);
+	assert_string_equal(calls, "");
+	assert_null(fopen(status_path, "r"));
+	/* The stages before the claim need no ZooKeeper. */
+	assert_int_equal(run_pipeline(cfg, KB_MODE_RUN, STAGE_DISCOVER), 0);
+	assert_string_equal(calls, "identity discover ");
+}
+
 static void one_stage_reads_its_prerequisites_and_skips_the_rest(void **state)
 {
 	assert_int_equal(run_pipeline(*state, KB_MODE_RUN, STAGE_VOLUME), 0);
@@ -299,6 +315,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(a_failed_signal_after_success_exits_14, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(run_without_zookeeper_is_refused_before_any_stage,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(one_stage_reads_its_prerequisites_and_skips_the_rest,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -112,6 +112,28 @@ def test_fail_an_action_n_times(fake):
     assert [r["fault"] for r in fake.requests()] == ["fail_action", "fail_action", None]
 
 
+def test_an_action_carried_out_with_its_answer_spoilt(fake):
+    url = fake.endpoints["ec2"]
+    attach = {"Action": "AttachVolume", "Version": "2016-11-15", "VolumeId": VOLUMES["a"],
+              "InstanceId": BROKERS["a"], "Device": "/dev/sdg"}
+    fake.set_faults(fail_action=[{"action": "AttachVolume", "fault": "malformed"},
+                                 {"action": "DescribeVolumes", "fault": "truncated"}])
+    assert statuses(fake, 1, params={**DESCRIBE, "Action": "DescribeNetworkInterfaces"}) == [200]
+    status, _, body = send(url, *signed(url, "ec2", attach))
+    assert status == 200
+    with pytest.raises(ET.ParseError):
+        ET.fromstring(body)
+    assert fake.state()["volumes"][VOLUMES["a"]]["status"] == "in-use"
+    with pytest.raises(http.client.IncompleteRead):
+        send(url, *signed(url, "ec2", DESCRIBE))
+    assert statuses(fake, 1) == [200]
+    assert [r["fault"] for r in fake.requests()] == [None, "malformed", "truncated", None]
+    with pytest.raises(ValueError):
+        fake.set_faults(fail_action=[{"action": "AttachVolume", "fault": "drop"}])
+    with pytest.raises(ValueError):
+        fake.set_faults(fail_action=[{"action": "AttachVolume", "code": "X", "fault": "malformed"}])
+
+
 def test_imds_404_rules_answer_not_found_n_times(fake):
     token = imds_token(fake)
     fake.set_faults(imds_404=[{"path": "/latest/meta-data/placement/*", "times": 2}])
