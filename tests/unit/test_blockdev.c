@@ -18,23 +18,20 @@
 #include "kb/blockdev.h"
 #include "kb/deadline.h"
 #include "kb/volume.h"
+#include "scratch.h"
 
 static char dir[64];
 
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(dir, "/tmp/kb-blockdev-test-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return scratch_dir_new(dir, sizeof(dir), "blockdev-test");
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return scratch_dir_remove(dir);
 }
 
 /* A sparse file of size bytes with data written at each offset in at (-1 ends the list). */

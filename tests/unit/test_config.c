@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "kb/config.h"
+#include "scratch.h"
 
 struct fixture {
 	struct kb_config *cfg;
@@ -26,8 +27,7 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->cfg = config_new();
 	assert_non_null(f->cfg);
-	strcpy(f->dir, "/tmp/kb-config-test-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(scratch_dir_new(f->dir, sizeof(f->dir), "config-test"), 0);
 	*state = f;
 	return 0;
 }
@@ -35,10 +35,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(scratch_dir_remove(f->dir), 0);
 	config_free(f->cfg);
 	free(f);
 	return 0;

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "kb/config.h"
+#include "scratch.h"
 #include "kb/deadline.h"
 #include "kb/log.h"
 #include "kb/pipeline.h"
@@ -23,8 +24,9 @@ static int fail_at = -1;
 static int fail_with;
 static int signal_saw_failed_stage = -2;
 static bool prerequisite_seen[STAGE_COUNT];
-static char status_path[64];
-static char console_path[64];
+static char scratch[64];
+static char status_path[96];
+static char console_path[96];
 
 static int transient_failures_left;
 static int attempts[STAGE_COUNT];
@@ -58,12 +60,10 @@ static int setup(void **state)
 	struct kb_config *cfg = config_new();
 
 	assert_non_null(cfg);
-	strcpy(status_path, "/tmp/kb-pipeline-test-XXXXXX");
-	assert_non_null(mkdtemp(status_path));
-	strcat(status_path, "/run/status.json");
+	assert_int_equal(scratch_dir_new(scratch, sizeof(scratch), "pipeline-test"), 0);
+	snprintf(status_path, sizeof(status_path), "%s/run/status.json", scratch);
 	assert_int_equal(config_set(cfg, "status_file", status_path, "t", NULL), 0);
-	snprintf(console_path, sizeof(console_path), "%.*s/console",
-		 (int)(strstr(status_path, "/run/") - status_path), status_path);
+	snprintf(console_path, sizeof(console_path), "%s/console", scratch);
 	/* Like /dev/console, it exists before anyone writes to it. */
 	fclose(fopen(console_path, "w"));
 	assert_int_equal(config_set(cfg, "console", console_path, "t", NULL), 0);
@@ -71,8 +71,7 @@ static int setup(void **state)
 	{
 		char run_root[96];
 
-		snprintf(run_root, sizeof(run_root), "%.*s/runroot",
-			 (int)(strstr(status_path, "/run/") - status_path), status_path);
+		snprintf(run_root, sizeof(run_root), "%s/runroot", scratch);
 		assert_int_equal(config_set(cfg, "run_root", run_root, "t", NULL), 0);
 	}
 	log_init(LOG_LEVEL_ERROR);
@@ -91,11 +90,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strstr(status_path, "/run/") -
-							   status_path), status_path);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(scratch_dir_remove(scratch), 0);
 	config_free(*state);
 	return 0;
 }

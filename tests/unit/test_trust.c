@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "kb/trust.h"
+#include "scratch.h"
 
 #define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 
@@ -28,17 +29,13 @@ static char dir[64];
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(dir, "/tmp/kb-trust-test-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return scratch_dir_new(dir, sizeof(dir), "trust-test");
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "/bin/rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return scratch_dir_remove(dir);
 }
 
 static char *path_in_dir(const char *name)
