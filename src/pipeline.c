@@ -167,8 +167,12 @@ static void run_stage(struct kb_run *run, enum pipeline_stage_id id)
 	free(r->detail);
 	r->detail = NULL;
 	r->outcome = OUTCOME_NONE;
-	run->stage_deadline = deadline_min(
-		run->deadline, deadline_after_ms((int64_t)run->cfg->stage_deadline_s[id] * 1000));
+	run->stage_deadline = deadline_after_ms((int64_t)run->cfg->stage_deadline_s[id] * 1000);
+	/* The signal stage is how a failure is told, so it keeps its own budget when the stages
+	 * before it (a dependency down, retried until the end) used all of the run's:
+	 * kafka-bootstrap.service's TimeoutStartSec leaves deadline_s + signal_deadline_s. */
+	if (id != STAGE_SIGNAL)
+		run->stage_deadline = deadline_min(run->deadline, run->stage_deadline);
 	kb_error_clear(&run->err);
 	r->started_wall_ms = deadline_wall_ms();
 	log_debug("stage %s: start%s", stage_names[id],

@@ -14,10 +14,10 @@
 #include <cmocka.h>
 
 #include "kb/config.h"
-#include "scratch.h"
 #include "kb/deadline.h"
 #include "kb/log.h"
 #include "kb/pipeline.h"
+#include "scratch.h"
 
 static char calls[256];
 static int fail_at = -1;
@@ -30,12 +30,20 @@ static char console_path[96];
 
 static int transient_failures_left;
 static int attempts[STAGE_COUNT];
+static bool fail_at_deadline; /* the failing stage waits out its deadline first */
+static int64_t signal_budget_ms = -1;
 
 static int record(struct kb_run *run)
 {
 	int id = run->current_stage;
 
 	attempts[id]++;
+	if (id == STAGE_SIGNAL)
+		signal_budget_ms = deadline_remaining_ms(run->stage_deadline);
+	if (id == fail_at && fail_at_deadline) {
+		deadline_sleep_ms(run->stage_deadline, 600000);
+		return kb_errorf(&run->err, KB_ETIMEOUT, "the ENI did not attach in time");
+	}
 	if (id == fail_at && transient_failures_left > 0) {
 		transient_failures_left--;
 		return kb_errorf(&run->err, KB_EUNAVAIL, "ZooKeeper at zk1:2181 did not answer");
@@ -82,6 +90,8 @@ static int setup(void **state)
 	fail_at = -1;
 	transient_failures_left = 0;
 	memset(attempts, 0, sizeof(attempts));
+	fail_at_deadline = false;
+	signal_budget_ms = -1;
 	signal_saw_failed_stage = -2;
 	memset(prerequisite_seen, 0, sizeof(prerequisite_seen));
 	*state = cfg;
@@ -280,6 +290,21 @@ static void a_transient_failure_outlasting_the_deadline_is_told(void **state)
 	assert_non_null(strstr(read_console(), "did not answer"));
 }
 
+static void a_stage_using_the_whole_run_still_leaves_the_signal_its_budget(void **state)
+{
+	struct kb_config *cfg = *state;
+
+	assert_int_equal(config_set(cfg, "deadline_s", "2", "t", NULL), 0);
+	for (int i = 0; i < STAGE_COUNT; i++)
+		cfg->stage_deadline_s[i] = 2;
+	fail_at = STAGE_ENI;
+	fail_at_deadline = true;
+	assert_int_equal(run_pipeline(cfg, KB_MODE_RUN, -1), 75);
+	/* The run's deadline has passed: a signal capped by it could not even be sent. */
+	assert_int_equal(signal_saw_failed_stage, STAGE_ENI);
+	assert_true(signal_budget_ms > 1500);
+}
+
 static void a_second_run_waits_for_the_lock_and_names_its_holder(void **state)
 {
 	struct kb_config *cfg = *state;
@@ -321,6 +346,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_permanent_failure_is_not_retried, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_transient_failure_outlasting_the_deadline_is_told,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			a_stage_using_the_whole_run_still_leaves_the_signal_its_budget, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(
 			a_second_run_waits_for_the_lock_and_names_its_holder, setup, teardown),
 	};
