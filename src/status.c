@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kb/claim.h"
 #include "kb/cli.h"
 #include "kb/deadline.h"
 #include "kb/ec2.h"
@@ -156,10 +157,19 @@ static char *network_text_new(const struct kb_config *cfg)
 	return text;
 }
 
+/* The id this node holds, -1 for none. Read in plan mode, the claim stage also names the id a
+ * run would claim: that is no id of this node's, nor are its ENI and volume. */
+static int held_broker_id(const struct kb_run *run)
+{
+	return run->claim && !run->claim->planned ? run->broker_id : -1;
+}
+
 static json_t *node_json(const struct kb_run *run, const struct kb_config *cfg)
 {
-	const struct ec2_eni *eni = run->broker ? run->broker->eni : NULL;
-	const struct ec2_volume *vol = run->broker ? run->broker->volume : NULL;
+	int broker_id = held_broker_id(run);
+	const struct kb_broker *broker = broker_id >= 0 ? run->broker : NULL;
+	const struct ec2_eni *eni = broker ? broker->eni : NULL;
+	const struct ec2_volume *vol = broker ? broker->volume : NULL;
 	char *digest = file_digest_new(cfg->properties_path);
 	char *network = network_text_new(cfg);
 	json_t *node;
@@ -168,7 +178,7 @@ static json_t *node_json(const struct kb_run *run, const struct kb_config *cfg)
 			 "s:s, s:s*, s:s*}",
 			 "instance_id", run->identity.instance_id, "az", run->identity.az,
 			 "az_id", run->identity.az_id, "broker_id",
-			 run->broker_id >= 0 ? json_integer(run->broker_id) : json_null(),
+			 broker_id >= 0 ? json_integer(broker_id) : json_null(),
 			 "eni_id", eni ? eni->id : NULL, "ip", eni ? eni->private_ip : NULL,
 			 "eni_attachment", eni ? eni->attachment_status : NULL, "interface",
 			 run->ifname, "volume_id", vol ? vol->id : NULL, "volume_attachment",
@@ -246,7 +256,7 @@ int status_command(const struct kb_options *opts, const struct kb_config *cfg)
 	pipeline_execute(&run, -1, false);
 	report = json_pack("{s:i, s:o, s:o, s:o, s:o}", "schema", 1, "node", node_json(&run, cfg),
 			   "stages", live_stages_json(&run), "kafka_registration",
-			   or_null(registration_json(cfg, run.broker_id)), "last_run",
+			   or_null(registration_json(cfg, held_broker_id(&run))), "last_run",
 			   or_null(load_last_run(cfg)));
 	log_set_level(level);
 	kb_run_release(&run);

@@ -112,6 +112,9 @@ BRING_UP = [
 
 def test_a_stage_whose_prerequisite_is_missing_fails_naming_it_and_what_to_run(world):
     inst = world.instances[1]
+    node = status_json(inst)["node"]
+    # Nothing held yet: status says so, not which id, ENI and volume a run would claim.
+    assert [node.get(k) for k in ("broker_id", "eni_id", "volume_id")] == [None] * 3, node
     for missing, stage, words in BRING_UP:
         before = snapshot(world, inst)
         r, failed = failed_prerequisite(inst, stage)
@@ -128,6 +131,8 @@ def test_a_stage_whose_prerequisite_is_missing_fails_naming_it_and_what_to_run(w
         done = inst.run(["run", "--stage", missing])
         assert done.exit_code == 0, done
         assert stage_outcomes(done)[missing] == "changed"
+        if missing == "claim":
+            assert status_json(inst)["node"]["broker_id"] == done.status["broker_id"] == 1
 
 
 def test_signal_alone_refuses_a_server_properties_that_is_not_written_yet(world, inst):
