@@ -17,6 +17,7 @@ CONFFILES = ["/etc/kafka-bootstrap/config.example.json"]
 FILES = [
     "/etc/kafka-bootstrap/config.d/",
     "/etc/kafka-bootstrap/config.example.json",
+    "/lib/systemd/networkd.conf.d/80-kafka-bootstrap.conf",
     "/lib/systemd/system/kafka-bootstrap-signal.service",
     "/lib/systemd/system/kafka-bootstrap.service",
     "/lib/systemd/system/kafka.service.d/10-kafka-bootstrap.conf",

@@ -228,6 +228,11 @@ def test_networkd_drop_in_is_written_once_when_networkd_runs(world):
     section = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert section == ["[Network]", "ManageForeignRoutingPolicyRules=no",
                        "ManageForeignRoutes=no"]
+    # The package installs the same settings where networkd reads them at its start.
+    shipped = os.path.join(os.environ["KB_SOURCE_DIR"], "dist", "systemd", "networkd.conf.d",
+                           "80-kafka-bootstrap.conf")
+    assert [line for line in open(shipped).read().splitlines()
+            if line and not line.startswith("#")] == section
     assert world.configure()[1]["changes"] == []
 
 
