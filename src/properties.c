@@ -519,34 +519,92 @@ char *properties_expand_new(const char *template_text, const struct properties_v
 
 /* --- the stage ----------------------------------------------------------------------- */
 
+/* One key kafka-bootstrap owns, with its value for this run. */
 struct managed {
 	const char *key;
 	char *value;
 };
 
-/* The keys kafka-bootstrap owns, per mode. KRaft (node.id, process.roles,
- * controller.quorum.bootstrap.servers) will be a second table. */
-enum {
-	MANAGED_BROKER_ID,
-	MANAGED_RACK,
-	MANAGED_LISTENERS,
-	MANAGED_ADVERTISED,
-	MANAGED_LOG_DIRS,
-	MANAGED_ZOOKEEPER,
-	MANAGED_COUNT,
+/* A managed key and how its value is made. */
+struct managed_key {
+	const char *key;
+	char *(*value_new)(const struct kb_run *run, const struct properties_vars *vars,
+			   struct kb_error *err);
 };
 
-static const char *const zookeeper_mode_keys[MANAGED_COUNT] = {
-	"broker.id", "broker.rack", "listeners", "advertised.listeners", "log.dirs",
-	"zookeeper.connect",
+static char *broker_id_new(const struct kb_run *run, const struct properties_vars *vars,
+			   struct kb_error *err)
+{
+	char *value;
+
+	(void)vars;
+	(void)err;
+	return asprintf(&value, "%d", run->broker_id) < 0 ? NULL : value;
+}
+
+static char *rack_new(const struct kb_run *run, const struct properties_vars *vars,
+		      struct kb_error *err)
+{
+	return properties_expand_new(run->cfg->broker_rack, vars, err);
+}
+
+static char *listeners_new(const struct kb_run *run, const struct properties_vars *vars,
+			   struct kb_error *err)
+{
+	return properties_expand_new(run->cfg->listeners, vars, err);
+}
+
+static char *advertised_new(const struct kb_run *run, const struct properties_vars *vars,
+			    struct kb_error *err)
+{
+	return properties_expand_new(run->cfg->advertised_listeners, vars, err);
+}
+
+static char *log_dirs_new(const struct kb_run *run, const struct properties_vars *vars,
+			  struct kb_error *err)
+{
+	(void)vars;
+	(void)err;
+	return strdup(run->cfg->log_dir);
+}
+
+static char *zookeeper_new(const struct kb_run *run, const struct properties_vars *vars,
+			   struct kb_error *err)
+{
+	(void)vars;
+	(void)err;
+	return strdup(run->cfg->zookeeper_connect);
+}
+
+/* The keys kafka-bootstrap owns, per mode (config.h enum config_mode); every other line of
+ * the file is the operator's. KRaft (node.id, process.roles,
+ * controller.quorum.bootstrap.servers) will be a second table. */
+static const struct managed_key zookeeper_mode_keys[] = {
+	{"broker.id", broker_id_new},
+	{"broker.rack", rack_new},
+	{"listeners", listeners_new},
+	{"advertised.listeners", advertised_new},
+	{"log.dirs", log_dirs_new},
+	{"zookeeper.connect", zookeeper_new},
+};
+
+#define MANAGED_MAX 8
+
+static const struct {
+	const struct managed_key *keys;
+	size_t count;
+} managed_by_mode[] = {
+	[CONFIG_MODE_ZOOKEEPER] = {zookeeper_mode_keys,
+				   sizeof(zookeeper_mode_keys) / sizeof(zookeeper_mode_keys[0])},
 };
 
 static void managed_clear(struct managed *m)
 {
-	for (size_t i = 0; i < MANAGED_COUNT; i++)
+	for (size_t i = 0; i < MANAGED_MAX; i++)
 		free(m[i].value);
 }
 
+/* Fills m (MANAGED_MAX entries; the unused ones keep key NULL) for the configured mode. */
 static int managed_values(const struct kb_run *run, struct managed *m, struct kb_error *err)
 {
 	const struct kb_config *cfg = run->cfg;
@@ -556,24 +614,21 @@ static int managed_values(const struct kb_run *run, struct managed *m, struct kb
 		.az = run->identity.az,
 		.az_id = run->identity.az_id,
 	};
+	size_t modes = sizeof(managed_by_mode) / sizeof(managed_by_mode[0]);
 
 	if (run->broker_id < 0 || !vars.ip)
 		return kb_errorf(err, KB_EINTERNAL,
 				 "no broker id or ENI address yet: the claim and eni stages come first");
-	for (size_t i = 0; i < MANAGED_COUNT; i++)
-		m[i].key = zookeeper_mode_keys[i];
-	if (asprintf(&m[MANAGED_BROKER_ID].value, "%d", run->broker_id) < 0) {
-		m[MANAGED_BROKER_ID].value = NULL;
-		return kb_errorf(err, ENOMEM, "out of memory");
-	}
-	m[MANAGED_RACK].value = properties_expand_new(cfg->broker_rack, &vars, err);
-	m[MANAGED_LISTENERS].value = properties_expand_new(cfg->listeners, &vars, err);
-	m[MANAGED_ADVERTISED].value = properties_expand_new(cfg->advertised_listeners, &vars, err);
-	m[MANAGED_LOG_DIRS].value = strdup(cfg->log_dir);
-	m[MANAGED_ZOOKEEPER].value = strdup(cfg->zookeeper_connect);
-	for (size_t i = 0; i < MANAGED_COUNT; i++) {
+	if (cfg->mode < 0 || (size_t)cfg->mode >= modes || !managed_by_mode[cfg->mode].keys ||
+	    managed_by_mode[cfg->mode].count > MANAGED_MAX)
+		return kb_errorf(err, KB_EINTERNAL, "no managed keys for mode %d", cfg->mode);
+	for (size_t i = 0; i < managed_by_mode[cfg->mode].count; i++) {
+		const struct managed_key *k = &managed_by_mode[cfg->mode].keys[i];
+
+		m[i].key = k->key;
+		m[i].value = k->value_new(run, &vars, err);
 		if (!m[i].value)
-			return kb_errorf(err, ENOMEM, "cannot build %s", m[i].key);
+			return kb_errorf(err, ENOMEM, "cannot build %s", k->key);
 	}
 	return 0;
 }
@@ -623,7 +678,7 @@ static int read_base(const struct kb_config *cfg, struct properties **props,
 static int apply_managed(struct properties *props, const struct managed *m,
 			 struct kb_error *err)
 {
-	for (size_t i = 0; i < MANAGED_COUNT; i++) {
+	for (size_t i = 0; i < MANAGED_MAX && m[i].key; i++) {
 		int ret = properties_set(props, m[i].key, m[i].value, err);
 
 		if (ret < 0)
@@ -643,7 +698,7 @@ static int record_changes(struct kb_run *run, const char *current, size_t curren
 	bool any = false;
 	int ret = 0;
 
-	for (size_t i = 0; ret == 0 && old && i < MANAGED_COUNT; i++) {
+	for (size_t i = 0; ret == 0 && old && i < MANAGED_MAX && m[i].key; i++) {
 		char *was = properties_get_new(old, m[i].key);
 
 		if (!was || strcmp(was, m[i].value) != 0) {
@@ -674,7 +729,7 @@ int properties_stage(struct kb_run *run)
 {
 	const struct kb_config *cfg = run->cfg;
 	struct file_write_options opts = {.mode = 0640, .uid = (uid_t)-1, .make_dir = true};
-	struct managed m[MANAGED_COUNT] = {{0}};
+	struct managed m[MANAGED_MAX] = {{0}};
 	struct properties *props = NULL;
 	char *text = NULL, *current = NULL;
 	size_t len = 0, current_len = 0;
