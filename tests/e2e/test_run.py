@@ -154,3 +154,28 @@ def test_with_success_signal_run_the_run_itself_sends_success(world):
     assert r.exit_code == 0, r
     assert stage_outcomes(r)["signal"] == "changed"
     assert signals_of(world, inst) == ["SUCCESS"]
+
+
+def test_no_secret_reaches_the_log_the_status_file_or_the_console_at_debug(world, booted):
+    """A rerun at debug signs every Describe and the signal's calls with the role's
+    credentials and reads IMDS with its session tokens: none of them, nor the ZooKeeper
+    password when one is set, is in anything the run printed or wrote."""
+    inst, _, _ = booted
+    r = inst.run(["run", "--log-level", "debug"])
+    assert r.exit_code == 0, r
+    fw = world.fake.world
+    with fw.lock:
+        secrets = [t for t, v in fw.tokens.items() if v["instance_id"] == inst.id]
+        for c in fw.creds.values():
+            if c["instance_id"] == inst.id:
+                secrets += [c["secret_access_key"], c["session_token"]]
+    assert len(secrets) >= 3, "the run used no token or credentials: nothing was checked"
+    with open(inst.status_path) as f:
+        written = f.read()
+    outputs = {"stderr": r.stderr, "stdout": r.stdout, "status.json": written,
+               "console": inst.console()}
+    assert "debug" in r.stderr and "Authorization" not in r.stderr
+    for name, text in outputs.items():
+        for secret in secrets:
+            for part in (secret, secret[:16], secret[-16:]):
+                assert part not in text, f"a secret ({part[:4]}...) is in {name}"
