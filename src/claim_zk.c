@@ -824,6 +824,7 @@ int claim_zk_open(const struct kb_config *cfg, int64_t deadline, struct claim_ba
 		.connect = cfg->zookeeper_connect,
 		.auth = cfg->zookeeper_auth,
 		.session_timeout_ms = cfg->zookeeper_session_timeout_ms,
+		.connect_timeout_ms = cfg->zookeeper_connect_timeout_ms,
 	};
 	struct claim_zk *b;
 	int ret;

@@ -54,6 +54,8 @@ static const struct config_key keys[] = {
 	KEY_STR(zookeeper_connect, "", "host:port[,host:port...][/chroot] (required for run)"),
 	KEY_SECRET(zookeeper_auth, "digest credentials user:password; claim nodes get ACLs"),
 	KEY_INT(zookeeper_session_timeout_ms, 2000, 120000, "10000", "ZooKeeper session timeout"),
+	KEY_INT(zookeeper_connect_timeout_ms, 1000, 3600000, "15000",
+		"longest wait for a ZooKeeper session in the claim stage (then retried)"),
 	KEY_INT(claim_grace_period_s, 0, 86400, "600",
 		"age before a claim whose owner EC2 does not know can be taken over"),
 	KEY_BOOL(take_over_stopped, "false",

@@ -359,8 +359,9 @@ static int wait_registered(struct kb_run *run, const struct expected_registratio
 {
 	const struct kb_config *cfg = run->cfg;
 	int64_t deadline = deadline_after_ms((int64_t)cfg->register_deadline_s * 1000);
-	struct zk_options zopts = {cfg->zookeeper_connect, cfg->zookeeper_auth,
-				   cfg->zookeeper_session_timeout_ms};
+	struct zk_options zopts = {.connect = cfg->zookeeper_connect,
+				   .auth = cfg->zookeeper_auth,
+				   .session_timeout_ms = cfg->zookeeper_session_timeout_ms};
 	char path[64], *last_found = NULL;
 	struct zk *zk = NULL;
 	int ret;

@@ -117,8 +117,9 @@ out:
 /* Kafka's own registration, /brokers/ids/<id>: JSON as Kafka wrote it, or NULL. */
 static json_t *registration_json(const struct kb_config *cfg, int broker_id)
 {
-	struct zk_options zopts = {cfg->zookeeper_connect, cfg->zookeeper_auth,
-				   cfg->zookeeper_session_timeout_ms};
+	struct zk_options zopts = {.connect = cfg->zookeeper_connect,
+				   .auth = cfg->zookeeper_auth,
+				   .session_timeout_ms = cfg->zookeeper_session_timeout_ms};
 	int64_t deadline = deadline_after_ms(5000);
 	struct kb_error err = {{0}};
 	struct zk *zk = NULL;

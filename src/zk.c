@@ -50,6 +50,7 @@ struct zk {
 	char *chroot; /* "" when none */
 	char *auth;
 	int session_timeout_ms;
+	int connect_timeout_ms;
 	unsigned long requests;
 	struct zk_call *abandoned;
 	/* ACL of the nodes we create below the chroot when digest credentials are set */
@@ -337,10 +338,16 @@ static int open_handle(struct zk *zk, struct kb_error *err)
 static int wait_connected(struct zk *zk, int64_t deadline, struct kb_error *err)
 {
 	int64_t started = deadline_now_ms();
+	/* A bound of its own: servers that never answer fail this attempt early, and the stage
+	 * is retried until the run's deadline (a rolling restart) instead of waiting it out. */
+	bool bounded = zk->connect_timeout_ms > 0 &&
+		       deadline_after_ms(zk->connect_timeout_ms) < deadline;
 	struct timespec ts;
 	int state;
 	int ret;
 
+	if (bounded)
+		deadline = deadline_after_ms(zk->connect_timeout_ms);
 	for (;;) {
 		state = zoo_state(zk->zh);
 		if (state == ZOO_CONNECTED_STATE)
@@ -360,8 +367,9 @@ static int wait_connected(struct zk *zk, int64_t deadline, struct kb_error *err)
 		if (deadline_passed(deadline))
 			return kb_errorf(err, KB_EUNAVAIL,
 					 "ZooKeeper %s unreachable: no session after %lld ms, "
-					 "until the deadline (last state: %s)",
+					 "%s (last state: %s)",
 					 zk->hosts, (long long)(deadline_now_ms() - started),
+					 bounded ? "zookeeper_connect_timeout_ms" : "until the deadline",
 					 state_name(state));
 		pthread_mutex_lock(&zk->lock);
 		timespec_at(deadline, &ts);
@@ -799,6 +807,7 @@ static int zk_new(const struct zk_options *opts, struct zk **out)
 	pthread_cond_init(&zk->cond, &attr);
 	pthread_condattr_destroy(&attr);
 	zk->session_timeout_ms = opts->session_timeout_ms;
+	zk->connect_timeout_ms = opts->connect_timeout_ms;
 	zk->auth = strdup(opts->auth ? opts->auth : "");
 	if (!zk->auth || zk_split_connect(opts->connect, &zk->hosts, &zk->chroot) < 0) {
 		zk_close(zk);

@@ -45,6 +45,7 @@ struct kb_config {
 	char *zookeeper_connect; /* host:port[,host:port...][/chroot] */
 	char *zookeeper_auth;    /* "user:password" digest, secret */
 	int zookeeper_session_timeout_ms;
+	int zookeeper_connect_timeout_ms;
 	int claim_grace_period_s;
 	bool take_over_stopped;
 	/* ENI and routing */

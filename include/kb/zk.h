@@ -27,6 +27,8 @@ struct zk_options {
 	const char *connect;    /* host:port[,host:port...][/chroot] */
 	const char *auth;       /* digest "user:password"; NULL or "" for none */
 	int session_timeout_ms; /* the server clamps it to 2..20 ticks */
+	/* Longest wait for a session, each time one is needed; 0: the caller's deadline only. */
+	int connect_timeout_ms;
 };
 
 /* Opens a session and waits until it is connected. */

@@ -10,12 +10,14 @@ may ever be claimed. i-...a2 to a5 are other brokers of the cluster, running.
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
 from conftest import reader_for
 from fakeaws import FakeAWS
 from harness.claimers import Claimers
+from harness.zookeeper import free_port
 from kazoo.client import KazooClient
 
 ME = "i-00000000000000a01"
@@ -298,3 +300,28 @@ def test_an_id_tagged_twice_stops_only_its_holder_with_13_and_is_offered_to_no_n
         assert not set(attached) & set(twins), attached
     finally:
         fake.stop()
+
+
+@pytest.mark.parametrize("connect_timeout_ms", [1000, None])
+def test_zookeeper_that_never_answers_fails_the_claim_after_the_connect_timeout(
+        fake, tmp_path, connect_timeout_ms):
+    """Nothing listens: the claim stage gives the session zookeeper_connect_timeout_ms, not
+    its whole 20 s deadline. Without the key, the 15 s default is longer than a 3 s claim
+    deadline: that deadline ends it. (`--stage claim` is not retried.)"""
+    class Nowhere:
+        connect = f"127.0.0.1:{free_port()}"
+    tool = make_tool(fake, Nowhere, "", tmp_path)
+    if connect_timeout_ms:
+        args = ["--set", f"zookeeper_connect_timeout_ms={connect_timeout_ms}"]
+    else:
+        args = ["--set", "claim_deadline_s=3"]
+    started = time.monotonic()
+    proc = tool("run", "--stage", "claim", *args)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 69, proc.stderr
+    error = claim_stage(proc)["error"]
+    assert Nowhere.connect in error and "unreachable" in error, error
+    if connect_timeout_ms:
+        assert "zookeeper_connect_timeout_ms" in error and elapsed < 2.5, (elapsed, error)
+    else:
+        assert "until the deadline" in error and elapsed >= 2.9, (elapsed, error)

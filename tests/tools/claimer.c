@@ -227,8 +227,9 @@ static int run_naive(struct kb_config *cfg, const struct args *a, int64_t deadli
 		     struct claim **out, unsigned long *ops, struct kb_error *err,
 		     int64_t *started)
 {
-	struct zk_options opts = {cfg->zookeeper_connect, cfg->zookeeper_auth,
-				  cfg->zookeeper_session_timeout_ms};
+	struct zk_options opts = {.connect = cfg->zookeeper_connect,
+				  .auth = cfg->zookeeper_auth,
+				  .session_timeout_ms = cfg->zookeeper_session_timeout_ms};
 	struct zk *zk = NULL;
 	int ret = zk_open(&opts, deadline, &zk, err);
 
