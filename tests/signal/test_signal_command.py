@@ -81,6 +81,40 @@ def test_stack_not_waiting_for_signals_is_not_a_failure(fake, tmp_path):
     assert "not waiting for signals" in r.stderr
 
 
+def cfn_signal_stub(tmp_path, message, status):
+    """An operator's cfn-signal that records its arguments, prints message and exits status."""
+    stub = tmp_path / "cfn-signal"
+    stub.write_text("#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.args\"\n"
+                    f"echo '{message}' >&2\nexit {status}\n")
+    stub.chmod(0o755)
+    return stub
+
+
+def test_with_cfn_signal_a_stack_not_waiting_for_signals_is_not_a_failure(fake, tmp_path):
+    """A replacement booted after the stack settled: cfn-signal prints AWS's ValidationError
+    and exits 1, which is the native path's "not waiting", not exit 14."""
+    stub = cfn_signal_stub(tmp_path, f"ValidationError: Stack {STACK_ARN} is in "
+                           "CREATE_COMPLETE state and cannot be signaled", 1)
+    r = kb(fake, tmp_path, "--success", config={"signal_mode": "cfn-signal",
+                                                "cfn_signal_path": str(stub)})
+    assert r.returncode == 0, r.stderr
+    assert "not waiting for signals" in r.stderr
+    # Names, status and region on the command line; no credential (it finds its own).
+    assert (tmp_path / "cfn-signal.args").read_text().splitlines() == [
+        "--success", "true", "--stack", STACK_ARN, "--resource", "BrokerGroup",
+        "--region", "us-east-1", "--id", INSTANCE]
+    assert fake.signals() == []
+
+
+def test_with_cfn_signal_any_other_refusal_exits_14_with_its_message(fake, tmp_path):
+    stub = cfn_signal_stub(tmp_path, "AccessDenied: not authorized to perform: "
+                           "cloudformation:SignalResource", 1)
+    r = kb(fake, tmp_path, "--success", config={"signal_mode": "cfn-signal",
+                                                "cfn_signal_path": str(stub)})
+    assert r.returncode == 14, r.stderr
+    assert "exited with status 1: AccessDenied: not authorized" in r.stderr
+
+
 def test_configured_names_win_over_tags(fake, tmp_path):
     r = kb(fake, tmp_path, "--failure", config={"stack_name": "kafka-test",
                                                 "logical_resource_id": "BrokerGroup",
