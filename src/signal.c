@@ -282,9 +282,13 @@ static int send_unhealthy(struct kb_run *run, const struct signal_target *t)
 
 static void add_reason(struct kb_error *reasons, const char *msg)
 {
-	size_t n = strlen(reasons->msg);
+	/* Room for both parts; the result is cut to the buffer below, on purpose (error.c). */
+	char joined[2 * KB_ERROR_MAX + 2];
 
-	snprintf(reasons->msg + n, sizeof(reasons->msg) - n, "%s%s", n ? "; " : "", msg);
+	snprintf(joined, sizeof(joined), "%s%s%s", reasons->msg, reasons->msg[0] ? "; " : "",
+		 msg);
+	memcpy(reasons->msg, joined, sizeof(reasons->msg) - 1);
+	reasons->msg[sizeof(reasons->msg) - 1] = '\0';
 }
 
 /* Adds a channel's failure to what tell() reports: each is a separate thing to fix, so none
