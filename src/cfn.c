@@ -20,6 +20,10 @@
 /* CloudFormation: a stack name has at most 128 characters, a logical id 255. */
 #define CFN_STACK_NAME_MAX 128
 #define CFN_LOGICAL_ID_MAX 255
+/* CloudFormation's ValidationError for a resource not waiting for signals (an instance launched
+ * after the stack settled): "Stack arn:... is in CREATE_COMPLETE state and cannot be
+ * signaled". cfn-signal prints the same message and exits non-zero. */
+#define CFN_NOT_WAITING "cannot be signaled"
 
 static bool is_alpha(char c)
 {
@@ -100,11 +104,9 @@ int cfn_signal_resource(struct aws_ctx *ctx, const char *stack, const char *logi
 	if (ret == 0)
 		ret = aws_query(ctx, AWS_SERVICE_CLOUDFORMATION, params, deadline, &resp,
 				&call_err);
-	/* A resource that is not waiting for signals (an instance launched after the stack
-	 * settled): "Stack arn:... is in CREATE_COMPLETE state and cannot be signaled". */
 	if (ret < 0 && resp && resp->error_code && resp->error_message &&
 	    strcmp(resp->error_code, "ValidationError") == 0 &&
-	    strstr(resp->error_message, "cannot be signaled"))
+	    strstr(resp->error_message, CFN_NOT_WAITING))
 		ret = -EALREADY;
 	if (ret == 0)
 		ret = xml_expect_root(resp->body, resp->body_len, "SignalResourceResponse",
@@ -118,6 +120,27 @@ int cfn_signal_resource(struct aws_ctx *ctx, const char *stack, const char *logi
 }
 
 /* ---- cfn-signal ------------------------------------------------------------------------ */
+
+/* The line of the program's output that holds needle, cut out in place; NULL when none does.
+ * The output is bounded by spawn_run, and a NUL the program printed ends the search there. */
+static const char *line_with(struct spawn_result *res, const char *needle)
+{
+	char *hit = res->output ? strstr(res->output, needle) : NULL;
+	char *start, *end;
+
+	if (!hit)
+		return NULL;
+	start = hit;
+	while (start > res->output && start[-1] != '\n')
+		start--;
+	end = strchr(hit, '\n');
+	if (end) {
+		*end = '\0';
+		if (end > start && end[-1] == '\r')
+			end[-1] = '\0';
+	}
+	return start;
+}
 
 int cfn_signal_exec(const char *path, const char *stack, const char *logical_id,
 		    const char *region, const char *unique_id, bool success, int64_t deadline,
@@ -146,10 +169,14 @@ int cfn_signal_exec(const char *path, const char *stack, const char *logical_id,
 		return ret;
 	if (res.output_len)
 		log_debug("%s printed: %s", path, res.output);
-	last = spawn_last_line(&res);
-	if (res.exit_status != 0)
+	/* The answer SignalResource gives natively, printed by cfn-signal: the same -EALREADY. */
+	if (res.exit_status != 0 && (last = line_with(&res, CFN_NOT_WAITING)) != NULL) {
+		ret = kb_errorf(err, EALREADY, "%s: %s", path, last);
+	} else if (res.exit_status != 0) {
+		last = spawn_last_line(&res);
 		ret = kb_errorf(err, EIO, "%s exited with status %d%s%s", path, res.exit_status,
 				last[0] ? ": " : "", last);
+	}
 	spawn_result_clear(&res);
 	return ret;
 }

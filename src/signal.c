@@ -35,9 +35,16 @@
 #define TAG_GROUP "aws:autoscaling:groupName"
 
 struct signal_target {
-	char *stack;      /* name or ARN; NULL: not launched by CloudFormation */
+	char *stack;      /* name or ARN; NULL: not launched by CloudFormation, or unknown */
 	char *logical_id;
-	char *group;      /* NULL: not in an Auto Scaling group */
+	char *group;      /* NULL: not in an Auto Scaling group, or unknown */
+	int stack_ret;    /* < 0: the stack or its logical id could not be read (not: no tag) */
+	int group_ret;    /* < 0: the group could not be read */
+	const char *stack_keys;      /* the configuration keys that would have named them */
+	struct kb_error stack_why;   /* why they could not be read */
+	struct kb_error group_why;
+	bool stack_needed;           /* a channel was not tried for want of the stack */
+	bool group_needed;
 };
 
 static void target_clear(struct signal_target *t)
@@ -47,6 +54,14 @@ static void target_clear(struct signal_target *t)
 	free(t->group);
 	memset(t, 0, sizeof(*t));
 }
+
+/* The instance's tags as DescribeTags answered them, asked at most once. */
+struct tag_source {
+	struct ec2_tag *tags;
+	size_t count;
+	int described;          /* 0: not asked; 1: answered; < 0: failed, why in err */
+	struct kb_error err;
+};
 
 static char *trimmed(char *s)
 {
@@ -59,80 +74,97 @@ static char *trimmed(char *s)
 
 /* One tag of this instance: IMDS first (instance metadata tags, no IAM permission needed),
  * else DescribeTags. Once DescribeTags has answered, it has every tag: IMDS is not asked
- * again (its 404 would only say what the first one said). -ENOENT when the instance has no
- * such tag. */
-static int instance_tag(struct kb_run *run, const char *key, struct ec2_tag **tags,
-			size_t *tag_count, bool *described, char **out)
+ * again (its 404 would only say what the first one said); once it failed, it is not asked
+ * again either (a denial will not change within the second). -ENOENT when the instance has
+ * no such tag. */
+static int instance_tag(struct kb_run *run, struct tag_source *src, const char *key,
+			char **out, struct kb_error *err)
 {
 	char path[256];
 	const char *value;
 	int ret;
 
 	*out = NULL;
-	if (!*described) {
+	if (src->described <= 0) {
 		snprintf(path, sizeof(path), "meta-data/tags/instance/%s", key);
-		ret = imds_get(run->imds, path, run->stage_deadline, out, &run->err);
+		ret = imds_get(run->imds, path, run->stage_deadline, out, err);
 		if (ret == 0) {
 			trimmed(*out);
 			return 0;
 		}
 		if (ret != -ENOENT)
 			return ret;
-		kb_error_clear(&run->err);
-		/* 404: the tag is absent, or metadata tags are off; only EC2 can say which. */
-		ret = ec2_describe_tags(run->aws, run->identity.instance_id, run->stage_deadline,
-					tags, tag_count, &run->err);
-		if (ret < 0)
-			return ret;
-		*described = true;
+		kb_error_clear(err);
 	}
-	value = ec2_tag_value(*tags, *tag_count, key);
+	/* 404: the tag is absent, or metadata tags are off; only EC2 can say which. */
+	if (src->described == 0) {
+		src->described = ec2_describe_tags(run->aws, run->identity.instance_id,
+						   run->stage_deadline, &src->tags, &src->count,
+						   &src->err);
+		if (src->described == 0)
+			src->described = 1;
+	}
+	if (src->described < 0) {
+		*err = src->err;
+		return src->described;
+	}
+	value = ec2_tag_value(src->tags, src->count, key);
 	if (!value)
 		return -ENOENT;
 	*out = strdup(value);
-	return *out ? 0 : -ENOMEM;
+	return *out ? 0 : kb_errorf(err, ENOMEM, "out of memory");
+}
+
+/* One name: configured, else the instance's tag key. 0 with *out NULL when the instance has no
+ * such tag; < 0 when it could not be read, why in err. */
+static int target_name(struct kb_run *run, struct tag_source *src, const char *configured,
+		       const char *key, char **out, struct kb_error *err)
+{
+	int ret;
+
+	if (configured[0]) {
+		*out = strdup(configured);
+		return *out ? 0 : kb_errorf(err, ENOMEM, "out of memory");
+	}
+	ret = instance_tag(run, src, key, out, err);
+	if (ret == -ENOENT)
+		return 0;
+	/* No tag key here: the same DescribeTags failure reads the same for every name. */
+	if (ret < 0)
+		kb_error_prefix(err, "reading the instance's tags");
+	return ret;
 }
 
 /* Configuration first, then the tags CloudFormation and Auto Scaling put on the instance.
  * The stack id (an ARN) is preferred to the name: it names this stack even after a delete
- * and re-create under the same name. */
-static int resolve_target(struct kb_run *run, struct signal_target *t)
+ * and re-create under the same name. A name that cannot be read (DescribeTags denied while
+ * metadata tags are off) only stops the channels that need it: SetInstanceHealth needs none. */
+static void resolve_target(struct kb_run *run, struct signal_target *t)
 {
 	const struct kb_config *cfg = run->cfg;
-	struct ec2_tag *tags = NULL;
-	size_t tag_count = 0;
-	bool described = false;
-	int ret = 0;
+	struct tag_source src;
 
 	memset(t, 0, sizeof(*t));
-	if (cfg->stack_name[0])
-		t->stack = strdup(cfg->stack_name);
-	else if ((ret = instance_tag(run, TAG_STACK_ID, &tags, &tag_count, &described,
-				     &t->stack)) == -ENOENT)
-		ret = instance_tag(run, TAG_STACK_NAME, &tags, &tag_count, &described, &t->stack);
-	if (ret < 0 && ret != -ENOENT)
-		goto out;
-	if (cfg->logical_resource_id[0])
-		t->logical_id = strdup(cfg->logical_resource_id);
-	else if (t->stack)
-		ret = instance_tag(run, TAG_LOGICAL_ID, &tags, &tag_count, &described,
-				   &t->logical_id);
-	if (ret < 0 && ret != -ENOENT)
-		goto out;
-	if (cfg->autoscaling_group[0])
-		t->group = strdup(cfg->autoscaling_group);
-	else
-		ret = instance_tag(run, TAG_GROUP, &tags, &tag_count, &described, &t->group);
-	if (ret == -ENOENT)
-		ret = 0;
-out:
-	ec2_tags_free(tags, tag_count);
-	if (ret < 0)
-		kb_error_prefix(&run->err, "reading the instance's stack and group tags");
-	return ret;
+	memset(&src, 0, sizeof(src));
+	t->stack_keys = cfg->logical_resource_id[0] ? "stack_name" :
+		"stack_name and logical_resource_id";
+	t->stack_ret = target_name(run, &src, cfg->stack_name, TAG_STACK_ID, &t->stack,
+				   &t->stack_why);
+	if (t->stack_ret == 0 && !t->stack && !cfg->stack_name[0])
+		t->stack_ret = target_name(run, &src, "", TAG_STACK_NAME, &t->stack,
+					   &t->stack_why);
+	if (t->stack_ret == 0 && t->stack) {
+		t->stack_ret = target_name(run, &src, cfg->logical_resource_id, TAG_LOGICAL_ID,
+					   &t->logical_id, &t->stack_why);
+		if (t->stack_ret < 0)
+			t->stack_keys = "logical_resource_id";
+	}
+	t->group_ret = target_name(run, &src, cfg->autoscaling_group, TAG_GROUP, &t->group,
+				   &t->group_why);
+	ec2_tags_free(src.tags, src.count);
 }
 
-static int send_cfn(struct kb_run *run, const struct signal_target *t, bool success)
+static int send_cfn(struct kb_run *run, struct signal_target *t, bool success)
 {
 	const struct kb_config *cfg = run->cfg;
 	const char *status = success ? "SUCCESS" : "FAILURE";
@@ -140,6 +172,12 @@ static int send_cfn(struct kb_run *run, const struct signal_target *t, bool succ
 
 	if (cfg->signal_mode == CONFIG_SIGNAL_NONE)
 		return 0;
+	if (t->stack_ret < 0) {
+		t->stack_needed = true;
+		return kb_errorf(&run->err, -t->stack_ret,
+				 "%s not signalled: stack or logical id unknown (config %s)", status,
+				 t->stack_keys);
+	}
 	if (!t->stack || !t->logical_id) {
 		log_info("signal: no CloudFormation stack or logical id (config or instance tags): "
 			 "no %s signal to send", status);
@@ -175,13 +213,20 @@ static int send_cfn(struct kb_run *run, const struct signal_target *t, bool succ
 	return 0;
 }
 
-static int send_lifecycle(struct kb_run *run, const struct signal_target *t, bool proceed)
+static int send_lifecycle(struct kb_run *run, struct signal_target *t, bool proceed)
 {
 	const char *result = proceed ? "CONTINUE" : "ABANDON";
 	int ret;
 
 	if (!(run->cfg->on_failure & CONFIG_ON_FAILURE_LIFECYCLE))
 		return 0;
+	if (t->group_ret < 0) {
+		t->group_needed = true;
+		return kb_errorf(&run->err, -t->group_ret,
+				 "lifecycle hook %s not completed with %s: Auto Scaling group "
+				 "unknown (config autoscaling_group)", run->cfg->lifecycle_hook,
+				 result);
+	}
 	if (!t->group)
 		return kb_errorf(&run->err, KB_ECONFIG,
 				 "lifecycle hook %s: no Auto Scaling group (config autoscaling_group "
@@ -207,19 +252,22 @@ static int send_lifecycle(struct kb_run *run, const struct signal_target *t, boo
 	return 0;
 }
 
+/* SetInstanceHealth names the instance only: a group that could not be read does not stop it
+ * (the group is only skipped when the instance has no group tag at all). */
 static int send_unhealthy(struct kb_run *run, const struct signal_target *t)
 {
+	const char *group = t->group ? t->group : "its Auto Scaling group";
 	int ret;
 
 	if (!(run->cfg->on_failure & CONFIG_ON_FAILURE_UNHEALTHY))
 		return 0;
-	if (!t->group) {
+	if (!t->group && t->group_ret == 0) {
 		log_info("signal: not in an Auto Scaling group: no health to set");
 		return 0;
 	}
 	if (run->mode == KB_MODE_PLAN) {
 		kb_run_change(run, "set instance %s Unhealthy in %s", run->identity.instance_id,
-			      t->group);
+			      group);
 		return 0;
 	}
 	/* Not respecting the grace period: the node will not get better by waiting. */
@@ -228,35 +276,60 @@ static int send_unhealthy(struct kb_run *run, const struct signal_target *t)
 	if (ret < 0)
 		return ret;
 	kb_run_change(run, "set instance %s Unhealthy in %s: the group replaces it",
-		      run->identity.instance_id, t->group);
+		      run->identity.instance_id, group);
 	return 0;
 }
 
-/* Every configured channel is tried even when one fails: each is a separate chance that
- * someone learns about the broken node. The first error is returned. */
+static void add_reason(struct kb_error *reasons, const char *msg)
+{
+	/* Room for both parts; the result is cut to the buffer below, on purpose (error.c). */
+	char joined[2 * KB_ERROR_MAX + 2];
+
+	snprintf(joined, sizeof(joined), "%s%s%s", reasons->msg, reasons->msg[0] ? "; " : "",
+		 msg);
+	memcpy(reasons->msg, joined, sizeof(reasons->msg) - 1);
+	reasons->msg[sizeof(reasons->msg) - 1] = '\0';
+}
+
+/* Adds a channel's failure to what tell() reports: each is a separate thing to fix, so none
+ * hides another. */
+static void collect(struct kb_run *run, int ret, struct kb_error *reasons, int *first)
+{
+	if (ret < 0) {
+		add_reason(reasons, run->err.msg);
+		if (*first == 0)
+			*first = ret;
+	}
+	kb_error_clear(&run->err);
+}
+
+/* Every configured channel whose target is known is tried, even when another fails or
+ * could not be named: each is a separate chance that someone learns about the broken node.
+ * The first error is returned, with every failure in the message. */
 static int tell(struct kb_run *run, bool success)
 {
+	struct kb_error reasons = {{0}};
 	struct signal_target t;
 	int first = 0;
-	int ret;
 
 	if (!run->aws || !run->identity.instance_id)
 		return kb_errorf(&run->err, KB_EUNAVAIL,
 				 "cannot signal: no instance identity or AWS access (the identity "
 				 "stage did not complete)");
-	ret = resolve_target(run, &t);
-	if (ret < 0)
-		return ret;
+	kb_error_clear(&run->err);
+	resolve_target(run, &t);
 	if (success || (run->cfg->on_failure & CONFIG_ON_FAILURE_SIGNAL))
-		first = send_cfn(run, &t, success);
-	if (!success) {
-		ret = send_unhealthy(run, &t);
-		if (ret < 0 && first == 0)
-			first = ret;
-	}
-	ret = send_lifecycle(run, &t, success);
-	if (ret < 0 && first == 0)
-		first = ret;
+		collect(run, send_cfn(run, &t, success), &reasons, &first);
+	if (!success)
+		collect(run, send_unhealthy(run, &t), &reasons, &first);
+	collect(run, send_lifecycle(run, &t, success), &reasons, &first);
+	/* Why the names were missing, once when both had the same cause. */
+	if (t.stack_needed)
+		add_reason(&reasons, t.stack_why.msg);
+	if (t.group_needed && !(t.stack_needed && strcmp(t.stack_why.msg, t.group_why.msg) == 0))
+		add_reason(&reasons, t.group_why.msg);
+	if (first < 0)
+		run->err = reasons;
 	target_clear(&t);
 	return first;
 }

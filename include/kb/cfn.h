@@ -22,7 +22,9 @@ int cfn_signal_resource(struct aws_ctx *ctx, const char *stack, const char *logi
 			struct kb_error *err);
 
 /* Runs `<path> --success true|false --stack S --resource R --region REG --id ID` (no shell)
- * and waits for it within the deadline. */
+ * and waits for it within the deadline. 0: it exited 0. -EALREADY: it failed printing
+ * "... cannot be signaled" (as cfn_signal_resource). Another non-zero exit: -EIO with its
+ * last line. */
 int cfn_signal_exec(const char *path, const char *stack, const char *logical_id,
 		    const char *region, const char *unique_id, bool success, int64_t deadline,
 		    struct kb_error *err);

@@ -81,6 +81,40 @@ def test_stack_not_waiting_for_signals_is_not_a_failure(fake, tmp_path):
     assert "not waiting for signals" in r.stderr
 
 
+def cfn_signal_stub(tmp_path, message, status):
+    """An operator's cfn-signal that records its arguments, prints message and exits status."""
+    stub = tmp_path / "cfn-signal"
+    stub.write_text("#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.args\"\n"
+                    f"echo '{message}' >&2\nexit {status}\n")
+    stub.chmod(0o755)
+    return stub
+
+
+def test_with_cfn_signal_a_stack_not_waiting_for_signals_is_not_a_failure(fake, tmp_path):
+    """A replacement booted after the stack settled: cfn-signal prints AWS's ValidationError
+    and exits 1, which is the native path's "not waiting", not exit 14."""
+    stub = cfn_signal_stub(tmp_path, f"ValidationError: Stack {STACK_ARN} is in "
+                           "CREATE_COMPLETE state and cannot be signaled", 1)
+    r = kb(fake, tmp_path, "--success", config={"signal_mode": "cfn-signal",
+                                                "cfn_signal_path": str(stub)})
+    assert r.returncode == 0, r.stderr
+    assert "not waiting for signals" in r.stderr
+    # Names, status and region on the command line; no credential (it finds its own).
+    assert (tmp_path / "cfn-signal.args").read_text().splitlines() == [
+        "--success", "true", "--stack", STACK_ARN, "--resource", "BrokerGroup",
+        "--region", "us-east-1", "--id", INSTANCE]
+    assert fake.signals() == []
+
+
+def test_with_cfn_signal_any_other_refusal_exits_14_with_its_message(fake, tmp_path):
+    stub = cfn_signal_stub(tmp_path, "AccessDenied: not authorized to perform: "
+                           "cloudformation:SignalResource", 1)
+    r = kb(fake, tmp_path, "--success", config={"signal_mode": "cfn-signal",
+                                                "cfn_signal_path": str(stub)})
+    assert r.returncode == 14, r.stderr
+    assert "exited with status 1: AccessDenied: not authorized" in r.stderr
+
+
 def test_configured_names_win_over_tags(fake, tmp_path):
     r = kb(fake, tmp_path, "--failure", config={"stack_name": "kafka-test",
                                                 "logical_resource_id": "BrokerGroup",
@@ -104,6 +138,66 @@ def test_without_metadata_tags_the_names_come_from_describe_tags(tmp_path):
         # After DescribeTags answered, IMDS is not asked for the logical id and the group.
         assert tag_reads(fake) == ["aws:cloudformation:stack-id"]
         assert [s["stack"] for s in fake.signals()] == [STACK_ARN]
+    finally:
+        fake.stop()
+
+
+def no_metadata_tags_and_describe_tags_denied(fixture):
+    """The template's role lacks ec2:DescribeTags and IMDS tags are off."""
+    fixture["roles"]["kafka-broker"] = [a for a in fixture["roles"]["kafka-broker"]
+                                        if a != "ec2:DescribeTags"]
+    for instance in fixture["instances"]:
+        instance["metadata_tags"] = False
+
+
+def test_a_stack_that_cannot_be_named_still_leaves_the_instance_marked_unhealthy(tmp_path):
+    """SetInstanceHealth needs only the instance id: an unreadable stack tag stops the FAILURE
+    signal alone, and the error names the keys that would have given the stack."""
+    fake = start_fake(no_metadata_tags_and_describe_tags_denied)
+    try:
+        r = kb(fake, tmp_path, "--failure")
+        assert r.returncode == 14, r.stderr
+        assert [(c["action"], c["params"]["InstanceId"], c["params"]["HealthStatus"])
+                for c in fake.autoscaling_calls()] == [
+            ("SetInstanceHealth", INSTANCE, "Unhealthy")]
+        assert fake.signals() == []
+        assert ("FAILURE not signalled: stack or logical id unknown (config stack_name and "
+                "logical_resource_id); reading the instance's tags: ") in r.stderr
+        assert "UnauthorizedOperation" in r.stderr
+        # A denial is asked once, not once per name.
+        assert actions(fake).count("DescribeTags") == 1
+    finally:
+        fake.stop()
+
+
+def test_a_lifecycle_hook_is_completed_when_only_its_group_is_known(tmp_path):
+    fake = start_fake(no_metadata_tags_and_describe_tags_denied)
+    try:
+        config = {"on_failure": ["signal", "lifecycle"], "lifecycle_hook": HOOK,
+                  "autoscaling_group": GROUP, "logical_resource_id": "BrokerGroup"}
+        r = kb(fake, tmp_path, "--failure", config=config)
+        assert r.returncode == 14, r.stderr
+        assert [(c["action"], c["params"]["LifecycleActionResult"])
+                for c in fake.autoscaling_calls()] == [("CompleteLifecycleAction", "ABANDON")]
+        assert "stack or logical id unknown (config stack_name)" in r.stderr
+    finally:
+        fake.stop()
+
+
+def test_every_channel_that_cannot_be_named_is_in_the_error(tmp_path):
+    fake = start_fake(no_metadata_tags_and_describe_tags_denied)
+    try:
+        config = {"on_failure": ["signal", "unhealthy", "lifecycle"], "lifecycle_hook": HOOK}
+        r = kb(fake, tmp_path, "--failure", config=config)
+        assert r.returncode == 14, r.stderr
+        assert [c["action"] for c in fake.autoscaling_calls()] == ["SetInstanceHealth"]
+        error = [line for line in r.stderr.splitlines() if " error " in line]
+        assert len(error) == 1, r.stderr
+        assert "(config stack_name and logical_resource_id)" in error[0]
+        assert (f"lifecycle hook {HOOK} not completed with ABANDON: Auto Scaling group unknown "
+                "(config autoscaling_group)") in error[0]
+        # The one cause, DescribeTags denied, is said once.
+        assert error[0].count("UnauthorizedOperation") == 1, error[0]
     finally:
         fake.stop()
 

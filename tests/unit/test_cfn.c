@@ -272,6 +272,31 @@ static void cfn_signal_failure_reports_status_and_last_line(void **state)
 	assert_string_equal(err.msg, expect);
 }
 
+/* What cfn-signal prints when the stack settled before this instance booted: every
+ * replacement gets it, so it is -EALREADY as natively, not a failed signal (exit 14). */
+static void cfn_signal_not_waiting_is_ealready_like_the_native_call(void **state)
+{
+	struct kb_error err = {{0}};
+	char path[128], expect[512];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/cfn-signal", dir);
+	setenv("CFN_TEST_EXIT", "1", 1);
+	setenv("CFN_TEST_MESSAGE", "ValidationError: Stack " STACK_ARN " is in CREATE_COMPLETE "
+	       "state and cannot be signaled", 1);
+	assert_int_equal(cfn_signal_exec(path, STACK_ARN, "BrokerGroup", "eu-west-1", "i-1",
+					 false, deadline_after_ms(10000), &err), -EALREADY);
+	snprintf(expect, sizeof(expect), "%s: ValidationError: Stack " STACK_ARN " is in "
+		 "CREATE_COMPLETE state and cannot be signaled", path);
+	assert_string_equal(err.msg, expect);
+	/* Only a failed run says so: the same words from a run that exited 0 are a success. */
+	kb_error_clear(&err);
+	setenv("CFN_TEST_EXIT", "0", 1);
+	assert_int_equal(cfn_signal_exec(path, STACK_ARN, "BrokerGroup", "eu-west-1", "i-1",
+					 false, deadline_after_ms(10000), &err), 0);
+	assert_string_equal(err.msg, "");
+}
+
 static void cfn_signal_is_killed_with_its_children_at_the_deadline(void **state)
 {
 	struct kb_error err = {{0}};
@@ -346,6 +371,9 @@ int main(void)
 			remove_script),
 		cmocka_unit_test_setup_teardown(cfn_signal_failure_reports_status_and_last_line,
 						make_script, remove_script),
+		cmocka_unit_test_setup_teardown(
+			cfn_signal_not_waiting_is_ealready_like_the_native_call, make_script,
+			remove_script),
 		cmocka_unit_test_setup_teardown(
 			cfn_signal_is_killed_with_its_children_at_the_deadline, make_script,
 			remove_script),
