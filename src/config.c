@@ -620,13 +620,26 @@ static int check_template(const struct config_key *key, const char *value,
 	return 0;
 }
 
+/* inner names a directory below outer: "/var/lib/kafka//" and "/var/lib/kafka/." are
+ * outer itself, "/var/lib/kafka/../x" is not below it. A trailing '/' is allowed. */
 static bool path_inside(const char *inner, const char *outer)
 {
 	size_t n = strlen(outer);
+	const char *part;
 
 	while (n > 1 && outer[n - 1] == '/')
 		n--;
-	return strncmp(inner, outer, n) == 0 && inner[n] == '/' && inner[n + 1] != '\0';
+	if (strncmp(inner, outer, n) != 0 || inner[n] != '/')
+		return false;
+	for (part = inner + n + 1;; part += strcspn(part, "/") + 1) {
+		size_t len = strcspn(part, "/");
+
+		if (len == 0 || (len == 1 && part[0] == '.') ||
+		    (len == 2 && part[0] == '.' && part[1] == '.'))
+			return false;
+		if (part[len] == '\0' || (part[len] == '/' && part[len + 1] == '\0'))
+			return true;
+	}
 }
 
 /* host:port[,host:port...][/chroot] with a non-empty host and a numeric port. */

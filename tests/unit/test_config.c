@@ -192,6 +192,11 @@ struct invalid_combination {
 static const struct invalid_combination combinations[] = {
 	{"{\"log_dir\": \"/var/lib/kafka\"}", "inside mount_point"},
 	{"{\"log_dir\": \"/srv/logs\"}", "inside mount_point"},
+	{"{\"log_dir\": \"/var/lib/kafka//\"}", "inside mount_point"},
+	{"{\"log_dir\": \"/var/lib/kafka/.\"}", "inside mount_point"},
+	{"{\"log_dir\": \"/var/lib/kafka/logs/..\"}", "inside mount_point"},
+	{"{\"log_dir\": \"/var/lib/kafka/../etc\"}", "inside mount_point"},
+	{"{\"log_dir\": \"/var/lib/kafka/a//b\"}", "inside mount_point"},
 	{"{\"mount_point\": \"data\"}", "'mount_point': 'data' is not an absolute path"},
 	{"{\"listeners\": \"PLAINTEXT://{host}:9092\"}", "unknown placeholder '{host}'"},
 	{"{\"broker_rack\": \"{az_id\"}", "unclosed '{'"},
@@ -221,6 +226,22 @@ static void invalid_combinations_are_refused_by_validation(void **state)
 			fail_msg("input %s: message '%s' lacks '%s'", combinations[i].json,
 				 f->err.msg, combinations[i].expected);
 		assert_null(strstr(f->err.msg, "secretonly"));
+		config_free(cfg);
+	}
+}
+
+static void log_dirs_below_the_mount_point_are_accepted(void **state)
+{
+	static const char *const good[] = {"/var/lib/kafka/logs", "/var/lib/kafka/logs/",
+					   "/var/lib/kafka/a/b", "/var/lib/kafka/..logs"};
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct kb_config *cfg = config_new();
+
+		assert_int_equal(config_set(cfg, "log_dir", good[i], "t", &f->err), 0);
+		if (config_validate(cfg, &f->err) != 0)
+			fail_msg("log_dir %s refused: %s", good[i], f->err.msg);
 		config_free(cfg);
 	}
 }
@@ -274,6 +295,8 @@ int main(void)
 			unknown_environment_variable_with_our_prefix_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(invalid_combinations_are_refused_by_validation,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(log_dirs_below_the_mount_point_are_accepted, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(valid_connect_strings_are_accepted, setup, teardown),
 		cmocka_unit_test_setup_teardown(printed_config_hides_the_zookeeper_password, setup,
 						teardown),
