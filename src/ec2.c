@@ -564,9 +564,9 @@ static int ec2_map_error(const struct aws_response *resp, int ret)
 	return ret;
 }
 
-/* One EC2 call. On failure the message reads "<what>: <Action>: <Code>: <Message>" and the
- * return value is mapped from AWS's code; DryRunOperation (HTTP 412) is success with no
- * response: EC2 says the call would have been allowed. */
+/* One EC2 call. On failure the message reads "<what>: <Action>: <Code>: <Message>" ("<Action>:
+ * ..." when what is NULL) and the return value is mapped from AWS's code; DryRunOperation
+ * (HTTP 412) is success with no response: EC2 says the call would have been allowed. */
 static int ec2_call(struct aws_ctx *ctx, const struct aws_params *params, const char *what,
 		    int64_t deadline, struct aws_response **out, struct kb_error *err)
 {
@@ -582,7 +582,8 @@ static int ec2_call(struct aws_ctx *ctx, const struct aws_params *params, const 
 	if (resp && resp->error_code && strcmp(resp->error_code, "DryRunOperation") == 0)
 		ret = 0;
 	else
-		ret = kb_errorf(err, ec2_map_error(resp, ret), "%s: %s", what, call_err.msg);
+		ret = kb_errorf(err, ec2_map_error(resp, ret), "%s%s%s", what ? what : "",
+				what ? ": " : "", call_err.msg);
 	aws_response_free(resp);
 	return ret;
 }
@@ -668,7 +669,7 @@ static int describe_pages(struct aws_ctx *ctx, const struct ec2_describe *d, int
 
 		ret = describe_params(d, token, &params, err);
 		if (ret == 0)
-			ret = ec2_call(ctx, params, d->action, deadline, &resp, err);
+			ret = ec2_call(ctx, params, NULL, deadline, &resp, err);
 		if (ret == 0 && !resp)
 			ret = kb_errorf(err, EPROTO, "%s: no response", d->action);
 		if (ret == 0)

@@ -108,9 +108,10 @@ static void describe_by_id_sends_no_max_results_and_unknown_is_enoent(void **sta
 	assert_null(list);
 	assert_string_equal(stub_body(s, 0), "Action=DescribeNetworkInterfaces&Version=2016-11-15"
 					      "&NetworkInterfaceId.1=eni-9");
-	assert_non_null(strstr(err.msg, "DescribeNetworkInterfaces: "
+	/* The action once, then AWS's code and message. */
+	assert_ptr_equal(strstr(err.msg, "DescribeNetworkInterfaces: "
 				     "InvalidNetworkInterfaceID.NotFound: The networkInterface ID "
-				     "'eni-9' does not exist"));
+				     "'eni-9' does not exist"), err.msg);
 	/* An id EC2 answers with an empty set is not found either. */
 	kb_error_clear(&err);
 	assert_int_equal(ec2_describe_network_interface(ctx, "eni-9", deadline_after_ms(10000),
