@@ -47,17 +47,6 @@ static void check_success(const char *text, const struct kb_identity *id)
 	json_decref(doc);
 }
 
-static void identity_free(struct kb_identity *id)
-{
-	free(id->instance_id);
-	free(id->az);
-	free(id->az_id);
-	free(id->region);
-	free(id->mac);
-	free(id->private_ip);
-	free(id->account_id);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* IMDS answers arrive NUL-terminated (imds_get); an embedded NUL ends the document. */
@@ -73,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_success(text, &id);
 	else if (err.msg[0] == '\0')
 		abort(); /* a refusal must say why */
-	identity_free(&id);
+	kb_identity_clear(&id);
 	free(text);
 	return 0;
 }
