@@ -1,9 +1,13 @@
 /* file.c: whole-file reads and crash-safe replacement (see file.h). */
 #include "kb/file.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +100,42 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
+/* A writer killed between creating its temporary file and the rename leaves
+ * "<target>.tmp.<pid>" behind, one more per killed run. Those of the same target whose
+ * process is gone are removed. Never harmful: a writer still alive in another pid namespace
+ * would only see its rename fail, the target whole either way. */
+static void remove_stale_temporaries(const char *dir, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	size_t base_len;
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	base = base ? base + 1 : path;
+	base_len = strlen(base);
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		const char *pid_text;
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, base, base_len) != 0 ||
+		    strncmp(e->d_name + base_len, ".tmp.", strlen(".tmp.")) != 0)
+			continue;
+		pid_text = e->d_name + base_len + strlen(".tmp.");
+		if (!isdigit((unsigned char)pid_text[0]))
+			continue;
+		errno = 0;
+		pid = strtol(pid_text, &end, 10);
+		if (*end != '\0' || errno || pid <= 0 || pid == (long)getpid() ||
+		    pid > INT_MAX || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		(void)unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+}
+
 int file_write_atomic(const char *path, const void *data, size_t len,
 		      const struct file_write_options *opts, struct kb_error *err)
 {
@@ -113,6 +153,7 @@ int file_write_atomic(const char *path, const void *data, size_t len,
 		if (ret < 0)
 			goto out;
 	}
+	remove_stale_temporaries(dir, path);
 	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
 		tmp = NULL;
 		ret = kb_errorf(err, ENOMEM, "out of memory");

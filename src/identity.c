@@ -12,6 +12,7 @@
 #include "kb/aws.h"
 #include "kb/imds.h"
 #include "kb/log.h"
+#include "kb/private/identity.h"
 #include "kb/stages.h"
 
 /* A metadata value as one token: trailing newline dropped, nothing empty or spaced. */
@@ -31,7 +32,7 @@ static int take_value(char **slot, const char *value, const char *what, struct k
 	return *slot ? 0 : kb_errorf(err, ENOMEM, "out of memory");
 }
 
-static int parse_document(struct kb_identity *id, const char *text, struct kb_error *err)
+int identity_parse_document(struct kb_identity *id, const char *text, struct kb_error *err)
 {
 	static const struct {
 		const char *key;
@@ -85,7 +86,7 @@ static int read_identity(struct kb_run *run)
 	ret = imds_get(run->imds, "dynamic/instance-identity/document", run->stage_deadline, &doc,
 		       &run->err);
 	if (ret == 0)
-		ret = parse_document(&run->identity, doc, &run->err);
+		ret = identity_parse_document(&run->identity, doc, &run->err);
 	free(doc);
 	if (ret == 0)
 		ret = read_key(run, "meta-data/placement/availability-zone-id",

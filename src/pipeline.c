@@ -70,7 +70,7 @@ void kb_run_init(struct kb_run *run, const struct kb_config *cfg, enum kb_run_mo
 	run->stage_deadline = run->deadline;
 }
 
-static void identity_clear(struct kb_identity *id)
+void kb_identity_clear(struct kb_identity *id)
 {
 	free(id->instance_id);
 	free(id->az);
@@ -84,7 +84,7 @@ static void identity_clear(struct kb_identity *id)
 
 void kb_run_release(struct kb_run *run)
 {
-	identity_clear(&run->identity);
+	kb_identity_clear(&run->identity);
 	claim_free(run->claim);
 	aws_ctx_free(run->aws);
 	imds_client_free(run->imds);

@@ -3,7 +3,8 @@
  * file_write_atomic() is the only way kafka-bootstrap writes a file others read
  * (server.properties, the status file): temporary file in the same directory, write, fsync,
  * rename over the target, fsync of the directory. A crash leaves the old file or the new one,
- * never half of one. */
+ * never half of one; the temporary file it leaves ("<target>.tmp.<pid>") is removed by the next
+ * write of that target once its pid is gone. */
 #ifndef KB_FILE_H
 #define KB_FILE_H
 

@@ -51,6 +51,9 @@ struct kb_identity {
 	char *account_id;
 };
 
+/* Frees every field and zeroes id. */
+void kb_identity_clear(struct kb_identity *id);
+
 /* One broker id this instance may claim, with its resources (borrowed from kb_run's lists). */
 struct kb_broker {
 	int id;

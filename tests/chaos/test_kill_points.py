@@ -3,25 +3,45 @@ with the same id, ENI and volume, and nothing is done twice; an instance termina
 middle of its run is replaced by one that takes the id over only once the owner is gone,
 and finds the data written before.
 
-Kill points are deterministic: after the Nth request the fake recorded for the instance
-(the fake's hook runs before the answer is written, so the request took effect and the
-agent never heard), at the Nth successful ZooKeeper write (a proxy in front of ZooKeeper
-swallows the reply), and around mkfs (a shim that kills the agent's process group before
-or after the real mkfs). Which point of each stage is drawn from KB_CHAOS_SEED; a
-reference run in the same layout tells which requests and writes belong to which stage.
-Stages without a point of their own (the netlink part of network, properties) are covered
-by the points on either side of them: the network stage's IMDS request and the signal
-stage's first request. Each point gets a fresh world of three ids in one AZ.
+Kill points: after the Nth request the fake recorded for the instance (the fake's hook
+runs before the answer is written, so the request took effect and the agent never heard),
+at the Nth successful ZooKeeper write (a proxy in front of ZooKeeper swallows the reply),
+around mkfs (a shim that kills the agent's process group before or after the real mkfs),
+right after the agent's first rtnetlink request of a drawn type (RTM_NEWLINK, RTM_NEWADDR,
+RTM_NEWROUTE, RTM_NEWRULE: an LD_PRELOAD shim, harness/netlink_kill.c, kills it as sendto()
+returns, the change made and its acknowledgement never read; the kernel's state at the kill
+proves it fell between two changes), and in the properties stage once inotify on the
+instance's /etc/kafka sees the temporary file created, written and closed, or renamed over
+server.properties (the agent does not wait for that watcher: the kill lands a moment after
+the step, before or after the rename). Which point of each stage is drawn from
+KB_CHAOS_SEED; a reference run in the same layout tells which requests and writes belong to
+which stage (the network stage draws one request point and one netlink point). Each point
+gets a fresh world of three ids in one AZ.
+
+After every rerun, the ENI's address, route table and rule are exactly what they must be
+(none twice), and no temporary file of server.properties or status.json is left. Killed in
+the properties stage, server.properties at the moment of the kill is byte for byte the
+AMI's or the rerun's, and Java's Properties reads it.
 
     ZooKeeper <── ZkTap (kill at the Nth write) <── agent ──> fake AWS (kill at request N)
-                                                      └──> mkfs shim (kill before/after)
+                                                      ├──> mkfs shim (kill before/after)
+                                                      ├──> rtnetlink (shim: kill after one)
+                                                      └──> /etc/kafka (inotify: kill at one)
 """
+import ctypes
+import json
 import os
+import select
 import signal
+import struct
+import threading
 
 import pytest
 
 import chaos
+from harness import layout, netlink_kill
+from harness.kafka import java_view
+from harness.netns import addresses, routes, rules
 
 BROKERS, AZS = 3, 1
 POINTS_PER_STAGE = 1  # per round; KB_CHAOS_ROUNDS draws new ones
@@ -75,11 +95,63 @@ def kill_points(round_no):
             choices += [("zk_write", k) for k in range(1, writes + 1)]
         if stage == "volume":
             choices += [("mkfs", "before"), ("mkfs", "after")]
+        if stage == "properties":
+            choices += [("file", step) for step in FileWatch.STEPS]
         if choices:
             rng = chaos.rng("kill", round_no, stage)
             points += [(stage,) + p for p in rng.sample(choices, min(POINTS_PER_STAGE,
                                                                      len(choices)))]
+        if stage == "network":
+            rng = chaos.rng("kill", round_no, stage, "netlink")
+            points.append((stage, "netlink", rng.choice(list(netlink_kill.TYPES))))
     return points
+
+
+class FileWatch:
+    """inotify on the directory of server.properties: SIGKILLs the agent once its
+    replacement reached `step`: the temporary file created, written and closed (the rename
+    not yet done), or renamed over the target."""
+    STEPS = ("created", "written", "renamed")
+    # IN_CREATE, IN_CLOSE_WRITE, IN_MOVED_TO (sys/inotify.h)
+    MASKS = {"created": 0x100, "written": 0x8, "renamed": 0x80}
+    _libc = ctypes.CDLL(None, use_errno=True)
+
+    def __init__(self, inst, step):
+        self.step, self.agent = step, None
+        self.target = os.path.basename(inst.properties_path)
+        self.fd = self._libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+        if self.fd < 0 or self._libc.inotify_add_watch(
+                self.fd, os.path.dirname(inst.properties_path).encode(), self.MASKS[step]) < 0:
+            raise OSError(ctypes.get_errno(), "inotify")
+        self.stop_r, self.stop_w = os.pipe()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _names(self):
+        data = os.read(self.fd, 65536)
+        while data:
+            _, _, _, n = struct.unpack_from("iIII", data)
+            yield data[16:16 + n].rstrip(b"\0").decode()
+            data = data[16 + n:]
+
+    def _read(self):
+        while True:
+            ready, _, _ = select.select([self.fd, self.stop_r], [], [])
+            if self.stop_r in ready:
+                return
+            for name in self._names():
+                ours = name == self.target if self.step == "renamed" else \
+                    name.startswith(self.target + ".tmp.")
+                agent = self.agent
+                if agent and ours:
+                    agent.kill(signal.SIGKILL, f"at server.properties {self.step} ({name})")
+                    self.agent = None
+
+    def close(self):
+        os.write(self.stop_w, b"x")
+        self.thread.join(5)
+        for fd in (self.fd, self.stop_r, self.stop_w):
+            os.close(fd)
 
 
 def install_mkfs_killer(inst, when):
@@ -102,7 +174,7 @@ def install_mkfs_killer(inst, when):
     return restore
 
 
-def killed_run(w, inst, kind, value, writes):
+def killed_run(w, inst, kind, value, writes, shim):
     if kind == "request":
         return inst.run(kill_after_requests=value)
     if kind == "zk_write":
@@ -110,6 +182,17 @@ def killed_run(w, inst, kind, value, writes):
         agent = inst.start()
         writes.agent = agent
         return agent.wait(120)
+    if kind == "netlink":
+        r = inst.run(env=netlink_kill.env(shim, value))
+        r.killed = r.killed or f"by the netlink shim, right after the first {value}"
+        return r
+    if kind == "file":
+        watch = FileWatch(inst, value)
+        try:
+            watch.agent = inst.start()
+            return watch.agent.wait(120)
+        finally:
+            watch.close()
     restore = install_mkfs_killer(inst, value)
     try:
         r = inst.run()
@@ -119,12 +202,70 @@ def killed_run(w, inst, kind, value, writes):
     return r
 
 
+def eni_subnet(w, eni):
+    """The CIDR of the ENI's subnet, as the world's layout made it."""
+    subnet = next(e for e in w.fixture["network_interfaces"] if e["id"] == eni["id"])["subnet"]
+    return next(s for s in w.fixture["subnets"] if s["id"] == subnet)["cidr"]
+
+
+def eni_configured_once(w, inst, eni):
+    """The ENI's link holds its address once, the rule from that address is the only one
+    and looks up a table holding exactly the subnet's route and the default route."""
+    ip, cidr = eni["private_ip"], eni_subnet(w, eni)
+    link = inst.link_by_mac(eni["mac"])
+    assert link is not None and "UP" in link["flags"], link
+    ifname = link["ifname"]
+    assert addresses(inst.netns, ifname) == [f"{ip}/{cidr.split('/')[1]}"], \
+        inst.sh("ip", "addr", "show", "dev", ifname)
+    mine = [r for r in rules(inst.netns) if r.get("src") == ip]
+    assert len(mine) == 1, mine
+    table = mine[0]["table"]
+    assert [r for r in rules(inst.netns) if r.get("table") == table] == mine
+    got = sorted((r["dst"], r.get("gateway"), r["dev"], r.get("prefsrc"))
+                 for r in routes(inst.netns, table))
+    assert got == sorted([(cidr, None, ifname, ip),
+                          ("default", layout.router_ip(cidr), ifname, None)]), got
+
+
+def netlink_done(inst, eni):
+    """What of the ENI's configuration the kernel holds: (link up, its addresses, routes
+    through it outside main and local, rules from its address)."""
+    link = inst.link_by_mac(eni["mac"])
+    if link is None:
+        return (False, [], 0, 0)
+    ifname = link["ifname"]
+    through = [r for r in json.loads(inst.sh("ip", "-j", "-4", "route", "show", "table", "all",
+                                              "dev", ifname) or "[]")
+               if r.get("table") not in ("main", "local")]
+    return ("UP" in link["flags"], addresses(inst.netns, ifname), len(through),
+            len([r for r in rules(inst.netns) if r.get("src") == eni["private_ip"]]))
+
+
+def netlink_expected(eni, request, prefix_len):
+    """netlink_done() of an agent killed right after its first `request`: the changes come
+    in the order link, address, two routes, rule (netcfg_diff)."""
+    k = list(netlink_kill.TYPES).index(request)
+    return (True, [f"{eni['private_ip']}/{prefix_len}"] if k >= 1 else [],
+            [0, 0, 1, 2][k], int(k == 3))
+
+
+def temporaries(inst):
+    return sorted(n for d in (os.path.dirname(inst.properties_path),
+                              os.path.dirname(inst.status_path))
+                  for n in os.listdir(d) if ".tmp." in n)
+
+
 def point_ids():
     return [f"round{r}" for r in range(chaos.rounds())]
 
 
+@pytest.fixture(scope="module")
+def netlink_shim(tmp_path_factory):
+    return netlink_kill.build(str(tmp_path_factory.mktemp("netlink-kill")))
+
+
 @pytest.mark.parametrize("round_no", range(chaos.rounds()), ids=point_ids())
-def test_agent_killed_at_a_point_of_each_stage_completes_when_rerun(round_no):
+def test_agent_killed_at_a_point_of_each_stage_completes_when_rerun(round_no, netlink_shim):
     points = kill_points(round_no)
     for stage, kind, value in points:
         writes = Writes()
@@ -132,11 +273,22 @@ def test_agent_killed_at_a_point_of_each_stage_completes_when_rerun(round_no):
             inst = w.instances[0]
             inst.configure(zookeeper_connect=tap.connect)
             what = f"seed {chaos.SEED} round {round_no}: {stage} stage, {kind} {value}"
-            first = killed_run(w, inst, kind, value, writes)
+            with open(inst.properties_path, "rb") as f:
+                ami = f.read()
+            first = killed_run(w, inst, kind, value, writes, netlink_shim)
             assert first.exit_code == -signal.SIGKILL, f"{what}: not killed\n{first}"
             chaos.no_crash(first)
+            with open(inst.properties_path, "rb") as f:
+                at_kill = f.read()
+            left = temporaries(inst)
             held = {bid: iid for bid, iid in chaos.zk_owners(w).items() if iid == inst.id}
             before = chaos.attached(w.state(), "network_interfaces").get(inst.id, [])
+            if kind == "netlink":
+                assert len(held) == 1, f"{what}: claims before the kill {held}"
+                eni = w.broker_resources(list(held)[0])[0]
+                prefix_len = eni_subnet(w, eni).split("/")[1]
+                assert netlink_done(inst, eni) == netlink_expected(eni, value, prefix_len), \
+                    f"{what}: not killed between two changes"
             writes.kill_at = None
             again = inst.run()
             chaos.no_crash(again)
@@ -157,6 +309,20 @@ def test_agent_killed_at_a_point_of_each_stage_completes_when_rerun(round_no):
             assert len(inst.mkfs_calls()) == 1, f"{what}: mkfs calls {inst.mkfs_calls()}"
             assert inst.mounted()[vol[0][1]] == [inst.mount_point], what
             assert inst.properties()["broker.id"] == str(again.broker_id), what
+            eni_configured_once(w, inst, w.broker_resources(again.broker_id)[0])
+            assert temporaries(inst) == [], f"{what}: left after the kill {left}, now " \
+                f"{temporaries(inst)}"
+            with open(inst.properties_path, "rb") as f:
+                final = f.read()
+            assert at_kill in (ami, final), f"{what}: server.properties at the kill:\n" \
+                f"{at_kill.decode(errors='replace')}"
+            if stage == "properties":
+                copy = os.path.join(inst.root, "server.properties.at-kill")
+                with open(copy, "wb") as f:
+                    f.write(at_kill)
+                view = java_view(copy)
+                assert view.get("broker.id") == (str(again.broker_id) if at_kill == final
+                                                 else None), (what, view)
             sigs = chaos.signals_of(w, inst.id)
             assert ("SUCCESS", None) in sigs and not [s for s in sigs if s[0] == "FAILURE"], \
                 f"{what}: signals {sigs}"

@@ -11,11 +11,37 @@ that namespace and inherits it.
     with StandInKafka(world) as kafka:
         kafka.register(0, "PLAINTEXT://10.0.1.10:9092", rack="use1-az6")
         ...                                   # the node lives as long as the session
+
+The broker's reading of server.properties is Java's own: `java_view(path)` loads it with
+java.util.Properties, as Kafka does (tests/properties/LoadProperties.java).
 """
 import json
+import os
+import subprocess
 import time
 
 from kazoo.client import KazooClient
+
+
+LOAD_PROPERTIES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "properties",
+                               "LoadProperties.java")
+
+
+def unescape_java(text):
+    """Java's \\uXXXX output back to a Python string (surrogate pairs joined)."""
+    decoded = text.encode().decode("unicode_escape")
+    return decoded.encode("utf-16", "surrogatepass").decode("utf-16")
+
+
+def java_view(path):
+    """{key: value} of a properties file as java.util.Properties loads it."""
+    out = subprocess.run(["java", LOAD_PROPERTIES, str(path)],
+                         capture_output=True, text=True, check=True, timeout=120)
+    view = {}
+    for line in out.stdout.splitlines():
+        key, value = line.split("\t")
+        view[unescape_java(key)] = unescape_java(value)
+    return view
 
 
 def endpoints_of(listeners):

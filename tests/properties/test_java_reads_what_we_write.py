@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+from harness.kafka import java_view
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOL = os.path.join(os.environ.get("KB_BINARY_DIR", os.path.join(HERE, "..", "..", "build")),
                     "tools", "kb-properties")
@@ -36,22 +38,6 @@ MANAGED = {
     "x.backslash": "C:\\kafka\\logs",
     "x.unicode": "caf\u00e9 \u20ac \U0001F600",
 }
-
-
-def unescape_java(text):
-    """Java's \\uXXXX output back to a Python string (surrogate pairs joined)."""
-    decoded = text.encode().decode("unicode_escape")
-    return decoded.encode("utf-16", "surrogatepass").decode("utf-16")
-
-
-def java_view(path):
-    out = subprocess.run(["java", os.path.join(HERE, "LoadProperties.java"), str(path)],
-                         capture_output=True, text=True, check=True, timeout=120)
-    view = {}
-    for line in out.stdout.splitlines():
-        key, value = line.split("\t")
-        view[unescape_java(key)] = unescape_java(value)
-    return view
 
 
 @pytest.fixture(scope="module")
