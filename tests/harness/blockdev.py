@@ -21,6 +21,7 @@ it), so discovery must pick the right controller, not the first one.
 Detach undoes it: unmounts what a dead instance left mounted, removes the entries, frees
 the loop device. Nothing is ever written to an image here.
 """
+import errno
 import os
 import shutil
 import subprocess
@@ -57,8 +58,11 @@ def _backing_file(device):
     try:
         with open(f"/sys/block/{os.path.basename(device)}/loop/backing_file") as f:
             return f.read()
-    except FileNotFoundError:
-        return None
+    except OSError as exc:
+        # No longer a loop with a backing file: the read races the detach (ENODEV, ENXIO).
+        if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO):
+            return None
+        raise
 
 
 def loop_detach(device, timeout=10.0):

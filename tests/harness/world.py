@@ -843,7 +843,7 @@ class World:
             try:
                 fn(*args)
             except Exception as exc:  # noqa: BLE001 - keep cleaning, report at the end
-                errors.append(exc)
+                errors.append(f"{getattr(fn, '__qualname__', fn)}{args!r}: {exc!r}")
 
         for inst in self.instances:
             attempt(inst.kill_agents, "world closed")
