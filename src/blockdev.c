@@ -581,6 +581,7 @@ int blockdev_probe(const char *path, unsigned flags, struct blockdev_probe *out,
 				 "member, or opened exclusively by another program)", path);
 	if (fd < 0)
 		return kb_errorf(err, errno, "cannot open %s: %s", path, strerror(errno));
+	out->exclusive = (flags & BLOCKDEV_PROBE_EXCLUSIVE) != 0;
 	pr = probe_new(fd);
 	if (!pr) {
 		ret = kb_errorf(err, ENOMEM, "cannot set up libblkid for %s", path);
@@ -653,14 +654,14 @@ int blockdev_label(const char *fstype, int broker_id, char **label, struct kb_er
 	return 0;
 }
 
-int blockdev_mkfs(const char *path, const char *fstype, const char *label, int64_t deadline,
-		  struct kb_error *err)
+int blockdev_mkfs(const char *path, const char *fstype, const char *label,
+		  const struct blockdev_probe *checked, int64_t deadline, struct kb_error *err)
 {
 	const struct fs_kind *kind = fs_kind_lookup(fstype);
 	char *argv[] = {NULL, "-L", (char *)label, "--", (char *)path, NULL};
 	struct blockdev_probe probe = {0};
 	struct spawn_result res = {0};
-	int ret;
+	int ret = 0;
 
 	if (!kind)
 		return kb_errorf(err, EINVAL, "kafka-bootstrap does not create %s filesystems",
@@ -669,8 +670,13 @@ int blockdev_mkfs(const char *path, const char *fstype, const char *label, int64
 	/* The check closest to the write: whatever looked blank before may not be now, and the
 	 * exclusive open proves nothing mounted or assembled it meanwhile. mkfs opens it O_EXCL
 	 * itself, so ours must be closed before it runs; without a force flag it also refuses
-	 * any signature it finds on its own. */
-	ret = blockdev_probe(path, BLOCKDEV_PROBE_EXCLUSIVE, &probe, err);
+	 * any signature it finds on its own. A caller that has just taken that very probe
+	 * hands it over: probing again would read the device a second time (2-3 ms of CPU)
+	 * for the same answer. */
+	if (checked && checked->exclusive && checked->content == BLOCKDEV_BLANK)
+		probe.content = BLOCKDEV_BLANK;
+	else
+		ret = blockdev_probe(path, BLOCKDEV_PROBE_EXCLUSIVE, &probe, err);
 	if (ret < 0)
 		return ret;
 	if (probe.content != BLOCKDEV_BLANK) {

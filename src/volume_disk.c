@@ -270,7 +270,8 @@ out:
 	return ret;
 }
 
-static int format_blank(struct prepare *p, const char *fstype)
+static int format_blank(struct prepare *p, const char *fstype,
+			const struct blockdev_probe *blank)
 {
 	struct kb_run *run = p->run;
 	struct blockdev_probe probe = {0};
@@ -284,7 +285,7 @@ static int format_blank(struct prepare *p, const char *fstype)
 			      p->volume_id, fstype, label);
 		goto out;
 	}
-	ret = blockdev_mkfs(p->dev, fstype, label, run->stage_deadline, &run->err);
+	ret = blockdev_mkfs(p->dev, fstype, label, blank, run->stage_deadline, &run->err);
 	if (ret < 0)
 		goto out;
 	kb_run_change(run, "formatted %s (%s) as %s labelled %s", p->dev, p->volume_id, fstype,
@@ -299,6 +300,24 @@ out:
 	return ret;
 }
 
+/* Exclusive when this run may format: a BLANK answer is then blockdev_mkfs's own check
+ * right before mkfs, and the device is read once instead of twice. A device someone else
+ * holds is probed shared, as a plan is: what it holds is still reported, and blockdev_mkfs,
+ * given no exclusive probe, refuses it as in use. */
+static int probe_to_decide(struct prepare *p, struct blockdev_probe *probe)
+{
+	struct kb_run *run = p->run;
+	int ret;
+
+	if (run->mode == KB_MODE_PLAN)
+		return blockdev_probe(p->dev, 0, probe, &run->err);
+	ret = blockdev_probe(p->dev, BLOCKDEV_PROBE_EXCLUSIVE, probe, &run->err);
+	if (ret != -EBUSY)
+		return ret;
+	kb_error_clear(&run->err);
+	return blockdev_probe(p->dev, 0, probe, &run->err);
+}
+
 /* Not mounted yet: probe, format only a blank device, mount. */
 static int bring_up(struct prepare *p)
 {
@@ -306,7 +325,7 @@ static int bring_up(struct prepare *p)
 	const struct kb_config *cfg = p->cfg;
 	const char *fstype = cfg->filesystem == CONFIG_FS_EXT4 ? "ext4" : "xfs";
 	struct blockdev_probe probe = {0};
-	int ret = blockdev_probe(p->dev, 0, &probe, &run->err);
+	int ret = probe_to_decide(p, &probe);
 
 	if (ret < 0)
 		return ret;
@@ -318,7 +337,7 @@ static int bring_up(struct prepare *p)
 		goto out;
 	}
 	if (probe.content == BLOCKDEV_BLANK) {
-		ret = format_blank(p, fstype);
+		ret = format_blank(p, fstype, &probe);
 		if (ret < 0)
 			goto out;
 	} else {

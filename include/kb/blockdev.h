@@ -8,6 +8,7 @@
 #ifndef KB_BLOCKDEV_H
 #define KB_BLOCKDEV_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kb/error.h"
@@ -48,6 +49,7 @@ struct blockdev_probe {
 	char *label;  /* FILESYSTEM, may be NULL */
 	char *uuid;   /* FILESYSTEM, may be NULL */
 	char *what;   /* OTHER: what was found, for the operator ("partition table gpt") */
+	bool exclusive; /* probed while this process held the device open O_EXCL */
 };
 
 enum {
@@ -69,9 +71,11 @@ void blockdev_probe_clear(struct blockdev_probe *probe);
 int blockdev_label(const char *fstype, int broker_id, char **label, struct kb_error *err);
 
 /* Creates fstype ("xfs" or "ext4") labelled label on path by exec'ing mkfs.<fstype> found in
- * PATH, never with a force flag. Immediately before, the device is probed again through an
- * exclusive open: anything but BLANK is -KB_EFORMAT and nothing is written. */
-int blockdev_mkfs(const char *path, const char *fstype, const char *label, int64_t deadline,
-		  struct kb_error *err);
+ * PATH, never with a force flag, only on a device probed BLANK through an exclusive open
+ * immediately before: checked, when it is the caller's probe of path taken just now and it
+ * says so (BLANK, exclusive); otherwise (NULL included) path is probed here, exclusively.
+ * Anything but BLANK is -KB_EFORMAT and nothing is written. */
+int blockdev_mkfs(const char *path, const char *fstype, const char *label,
+		  const struct blockdev_probe *checked, int64_t deadline, struct kb_error *err);
 
 #endif

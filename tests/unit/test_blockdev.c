@@ -178,6 +178,7 @@ static void mkfs_on_anything_but_blank_is_refused_before_mkfs_runs(void **state)
 	const off_t first[] = {512, -1};
 	char bin[160], marker[160], shim[200], *old_path = getenv("PATH");
 	char *saved = old_path ? strdup(old_path) : NULL;
+	const struct blockdev_probe shared = {.content = BLOCKDEV_BLANK, .exclusive = false};
 	struct kb_error err = {{0}};
 	FILE *f;
 
@@ -192,17 +193,38 @@ static void mkfs_on_anything_but_blank_is_refused_before_mkfs_runs(void **state)
 	fclose(f);
 	assert_int_equal(chmod(shim, 0755), 0);
 	setenv("PATH", bin, 1);
-	assert_int_equal(blockdev_mkfs(image("used", 64 << 20, first), "xfs", "kafka-1",
+	assert_int_equal(blockdev_mkfs(image("used", 64 << 20, first), "xfs", "kafka-1", NULL,
+				       deadline_after_ms(5000), &err), -KB_EFORMAT);
+	assert_non_null(strstr(err.msg, "refusing"));
+	assert_int_equal(access(marker, F_OK), -1);
+	/* a BLANK handed over from a shared open is no proof: the device is probed again */
+	kb_error_clear(&err);
+	assert_int_equal(blockdev_mkfs(image("used", 64 << 20, first), "xfs", "kafka-1", &shared,
 				       deadline_after_ms(5000), &err), -KB_EFORMAT);
 	assert_non_null(strstr(err.msg, "refusing"));
 	assert_int_equal(access(marker, F_OK), -1);
 	/* the same shim does run for a blank one: the refusal above was the probe's */
-	assert_int_equal(blockdev_mkfs(image("blank", 64 << 20, NULL), "xfs", "kafka-1",
+	assert_int_equal(blockdev_mkfs(image("blank", 64 << 20, NULL), "xfs", "kafka-1", NULL,
 				       deadline_after_ms(5000), NULL), 0);
 	assert_int_equal(access(marker, F_OK), 0);
 	if (saved)
 		setenv("PATH", saved, 1);
 	free(saved);
+}
+
+/* blockdev_mkfs trusts a handed-over probe only when it says it held the device O_EXCL. */
+static void probe_says_whether_it_held_the_device_exclusively(void **state)
+{
+	const char *path = image("zero", 1 << 20, NULL);
+	struct blockdev_probe p;
+
+	(void)state;
+	assert_int_equal(blockdev_probe(path, BLOCKDEV_PROBE_EXCLUSIVE, &p, NULL), 0);
+	assert_true(p.exclusive);
+	blockdev_probe_clear(&p);
+	assert_int_equal(blockdev_probe(path, 0, &p, NULL), 0);
+	assert_false(p.exclusive);
+	blockdev_probe_clear(&p);
 }
 
 static void write_meta(const char *text)
@@ -248,6 +270,7 @@ int main(void)
 		cmocka_unit_test(twin_names),
 		cmocka_unit_test(lookup_of_nothing_is_enoent_without_a_message),
 		cmocka_unit_test(mkfs_on_anything_but_blank_is_refused_before_mkfs_runs),
+		cmocka_unit_test(probe_says_whether_it_held_the_device_exclusively),
 		cmocka_unit_test(identity_check_reads_broker_id_and_node_id),
 	};
 
