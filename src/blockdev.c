@@ -612,6 +612,57 @@ out:
 	return ret;
 }
 
+/* A probe for fstype's superblock alone: no partitions, no other prober, no end of the
+ * device read. */
+static blkid_probe probe_type_new(int fd, const char *fstype)
+{
+	char *only[] = {(char *)fstype, NULL};
+	blkid_probe pr = blkid_new_probe();
+
+	if (!pr)
+		return NULL;
+	if (blkid_probe_set_device(pr, fd, 0, 0) < 0 ||
+	    blkid_probe_enable_superblocks(pr, 1) < 0 ||
+	    blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_USAGE |
+						      BLKID_SUBLKS_BADCSUM) < 0 ||
+	    blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_ONLYIN, only) < 0 ||
+	    blkid_probe_enable_partitions(pr, 0) < 0) {
+		blkid_free_probe(pr);
+		return NULL;
+	}
+	return pr;
+}
+
+int blockdev_verify_made(const char *path, const char *fstype, struct kb_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	blkid_probe pr = NULL;
+	char *type = NULL, *usage = NULL;
+	int ret = 0;
+
+	if (fd < 0)
+		return kb_errorf(err, errno, "cannot open %s: %s", path, strerror(errno));
+	pr = probe_type_new(fd, fstype);
+	if (!pr) {
+		ret = kb_errorf(err, ENOMEM, "cannot set up libblkid for %s", path);
+		goto out;
+	}
+	if (blkid_do_safeprobe(pr) == 0) {
+		type = probe_value(pr, "TYPE");
+		usage = probe_value(pr, "USAGE");
+	}
+	if (!type || strcmp(type, fstype) != 0 || !usage || strcmp(usage, "filesystem") != 0 ||
+	    blkid_probe_has_value(pr, "SBBADCSUM"))
+		ret = kb_errorf(err, EIO, "after mkfs.%s, %s does not read as %s", fstype, path,
+				fstype);
+out:
+	free(type);
+	free(usage);
+	blkid_free_probe(pr);
+	close(fd);
+	return ret;
+}
+
 struct fs_kind {
 	const char *fstype;
 	const char *program;

@@ -274,7 +274,6 @@ static int format_blank(struct prepare *p, const char *fstype,
 			const struct blockdev_probe *blank)
 {
 	struct kb_run *run = p->run;
-	struct blockdev_probe probe = {0};
 	char *label = NULL;
 	int ret = blockdev_label(fstype, run->broker_id, &label, &run->err);
 
@@ -290,11 +289,7 @@ static int format_blank(struct prepare *p, const char *fstype,
 		goto out;
 	kb_run_change(run, "formatted %s (%s) as %s labelled %s", p->dev, p->volume_id, fstype,
 		      label);
-	ret = blockdev_probe(p->dev, 0, &probe, &run->err);
-	if (ret == 0 && (probe.content != BLOCKDEV_FILESYSTEM || strcmp(probe.fstype, fstype)))
-		ret = kb_errorf(&run->err, EIO, "after mkfs.%s, %s does not read as %s", fstype,
-				p->dev, fstype);
-	blockdev_probe_clear(&probe);
+	ret = blockdev_verify_made(p->dev, fstype, &run->err);
 out:
 	free(label);
 	return ret;

@@ -66,6 +66,12 @@ int blockdev_probe(const char *path, unsigned flags, struct blockdev_probe *out,
 		   struct kb_error *err);
 void blockdev_probe_clear(struct blockdev_probe *probe);
 
+/* After our mkfs: 0 when path reads as a filesystem of type fstype (its superblock found,
+ * checksum good). Reads that one type's superblock only, not the whole device as
+ * blockdev_probe does: the device probed blank just before, what is left to prove is that
+ * mkfs made what it was asked to. -EIO with a message when it does not. */
+int blockdev_verify_made(const char *path, const char *fstype, struct kb_error *err);
+
 /* The label for broker id's filesystem: "kafka-<id>". -KB_ECONFIG when fstype's label limit
  * (XFS 12 characters, ext4 16) cannot hold it, -EINVAL for an fstype we do not create. */
 int blockdev_label(const char *fstype, int broker_id, char **label, struct kb_error *err);
