@@ -424,8 +424,12 @@ static char *probe_value(blkid_probe pr, const char *name)
 	return strdup(value);
 }
 
-static blkid_probe probe_new(int fd)
+/* Every prober, and the partition tables (GPT forced, so a GPT whose only intact header is
+ * the backup at the end is found); or, given only_type, that type's superblock alone: no
+ * other prober, no partition table, no end of the device read. */
+static blkid_probe probe_new(int fd, const char *only_type)
 {
+	char *only[] = {(char *)only_type, NULL};
 	blkid_probe pr = blkid_new_probe();
 
 	if (!pr)
@@ -436,8 +440,10 @@ static blkid_probe probe_new(int fd)
 						      BLKID_SUBLKS_LABEL | BLKID_SUBLKS_UUID |
 						      BLKID_SUBLKS_MAGIC |
 						      BLKID_SUBLKS_BADCSUM) < 0 ||
-	    blkid_probe_enable_partitions(pr, 1) < 0 ||
-	    blkid_probe_set_partitions_flags(pr, BLKID_PARTS_FORCE_GPT | BLKID_PARTS_MAGIC) < 0) {
+	    (only_type && blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_ONLYIN, only) < 0) ||
+	    blkid_probe_enable_partitions(pr, only_type ? 0 : 1) < 0 ||
+	    (!only_type && blkid_probe_set_partitions_flags(pr, BLKID_PARTS_FORCE_GPT |
+							    BLKID_PARTS_MAGIC) < 0)) {
 		blkid_free_probe(pr);
 		return NULL;
 	}
@@ -458,7 +464,7 @@ static int list_add(char **list, const char *name)
 /* safeprobe said "ambivalent": walk every chain to name all the signatures it saw. */
 static char *list_signatures(int fd)
 {
-	blkid_probe pr = probe_new(fd);
+	blkid_probe pr = probe_new(fd, NULL);
 	char *list = NULL;
 
 	while (pr && blkid_do_probe(pr) == 0) {
@@ -582,7 +588,7 @@ int blockdev_probe(const char *path, unsigned flags, struct blockdev_probe *out,
 	if (fd < 0)
 		return kb_errorf(err, errno, "cannot open %s: %s", path, strerror(errno));
 	out->exclusive = (flags & BLOCKDEV_PROBE_EXCLUSIVE) != 0;
-	pr = probe_new(fd);
+	pr = probe_new(fd, NULL);
 	if (!pr) {
 		ret = kb_errorf(err, ENOMEM, "cannot set up libblkid for %s", path);
 		goto out;
@@ -612,27 +618,6 @@ out:
 	return ret;
 }
 
-/* A probe for fstype's superblock alone: no partitions, no other prober, no end of the
- * device read. */
-static blkid_probe probe_type_new(int fd, const char *fstype)
-{
-	char *only[] = {(char *)fstype, NULL};
-	blkid_probe pr = blkid_new_probe();
-
-	if (!pr)
-		return NULL;
-	if (blkid_probe_set_device(pr, fd, 0, 0) < 0 ||
-	    blkid_probe_enable_superblocks(pr, 1) < 0 ||
-	    blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_USAGE |
-						      BLKID_SUBLKS_BADCSUM) < 0 ||
-	    blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_ONLYIN, only) < 0 ||
-	    blkid_probe_enable_partitions(pr, 0) < 0) {
-		blkid_free_probe(pr);
-		return NULL;
-	}
-	return pr;
-}
-
 int blockdev_verify_made(const char *path, const char *fstype, struct kb_error *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -642,7 +627,7 @@ int blockdev_verify_made(const char *path, const char *fstype, struct kb_error *
 
 	if (fd < 0)
 		return kb_errorf(err, errno, "cannot open %s: %s", path, strerror(errno));
-	pr = probe_type_new(fd, fstype);
+	pr = probe_new(fd, fstype);
 	if (!pr) {
 		ret = kb_errorf(err, ENOMEM, "cannot set up libblkid for %s", path);
 		goto out;
