@@ -424,8 +424,12 @@ static char *probe_value(blkid_probe pr, const char *name)
 	return strdup(value);
 }
 
-static blkid_probe probe_new(int fd)
+/* Every prober, and the partition tables (GPT forced, so a GPT whose only intact header is
+ * the backup at the end is found); or, given only_type, that type's superblock alone: no
+ * other prober, no partition table, no end of the device read. */
+static blkid_probe probe_new(int fd, const char *only_type)
 {
+	char *only[] = {(char *)only_type, NULL};
 	blkid_probe pr = blkid_new_probe();
 
 	if (!pr)
@@ -436,8 +440,10 @@ static blkid_probe probe_new(int fd)
 						      BLKID_SUBLKS_LABEL | BLKID_SUBLKS_UUID |
 						      BLKID_SUBLKS_MAGIC |
 						      BLKID_SUBLKS_BADCSUM) < 0 ||
-	    blkid_probe_enable_partitions(pr, 1) < 0 ||
-	    blkid_probe_set_partitions_flags(pr, BLKID_PARTS_FORCE_GPT | BLKID_PARTS_MAGIC) < 0) {
+	    (only_type && blkid_probe_filter_superblocks_type(pr, BLKID_FLTR_ONLYIN, only) < 0) ||
+	    blkid_probe_enable_partitions(pr, only_type ? 0 : 1) < 0 ||
+	    (!only_type && blkid_probe_set_partitions_flags(pr, BLKID_PARTS_FORCE_GPT |
+							    BLKID_PARTS_MAGIC) < 0)) {
 		blkid_free_probe(pr);
 		return NULL;
 	}
@@ -458,7 +464,7 @@ static int list_add(char **list, const char *name)
 /* safeprobe said "ambivalent": walk every chain to name all the signatures it saw. */
 static char *list_signatures(int fd)
 {
-	blkid_probe pr = probe_new(fd);
+	blkid_probe pr = probe_new(fd, NULL);
 	char *list = NULL;
 
 	while (pr && blkid_do_probe(pr) == 0) {
@@ -581,7 +587,8 @@ int blockdev_probe(const char *path, unsigned flags, struct blockdev_probe *out,
 				 "member, or opened exclusively by another program)", path);
 	if (fd < 0)
 		return kb_errorf(err, errno, "cannot open %s: %s", path, strerror(errno));
-	pr = probe_new(fd);
+	out->exclusive = (flags & BLOCKDEV_PROBE_EXCLUSIVE) != 0;
+	pr = probe_new(fd, NULL);
 	if (!pr) {
 		ret = kb_errorf(err, ENOMEM, "cannot set up libblkid for %s", path);
 		goto out;
@@ -606,6 +613,36 @@ int blockdev_probe(const char *path, unsigned flags, struct blockdev_probe *out,
 out:
 	if (ret < 0)
 		blockdev_probe_clear(out);
+	blkid_free_probe(pr);
+	close(fd);
+	return ret;
+}
+
+int blockdev_verify_made(const char *path, const char *fstype, struct kb_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	blkid_probe pr = NULL;
+	char *type = NULL, *usage = NULL;
+	int ret = 0;
+
+	if (fd < 0)
+		return kb_errorf(err, errno, "cannot open %s: %s", path, strerror(errno));
+	pr = probe_new(fd, fstype);
+	if (!pr) {
+		ret = kb_errorf(err, ENOMEM, "cannot set up libblkid for %s", path);
+		goto out;
+	}
+	if (blkid_do_safeprobe(pr) == 0) {
+		type = probe_value(pr, "TYPE");
+		usage = probe_value(pr, "USAGE");
+	}
+	if (!type || strcmp(type, fstype) != 0 || !usage || strcmp(usage, "filesystem") != 0 ||
+	    blkid_probe_has_value(pr, "SBBADCSUM"))
+		ret = kb_errorf(err, EIO, "after mkfs.%s, %s does not read as %s", fstype, path,
+				fstype);
+out:
+	free(type);
+	free(usage);
 	blkid_free_probe(pr);
 	close(fd);
 	return ret;
@@ -653,14 +690,14 @@ int blockdev_label(const char *fstype, int broker_id, char **label, struct kb_er
 	return 0;
 }
 
-int blockdev_mkfs(const char *path, const char *fstype, const char *label, int64_t deadline,
-		  struct kb_error *err)
+int blockdev_mkfs(const char *path, const char *fstype, const char *label,
+		  const struct blockdev_probe *checked, int64_t deadline, struct kb_error *err)
 {
 	const struct fs_kind *kind = fs_kind_lookup(fstype);
 	char *argv[] = {NULL, "-L", (char *)label, "--", (char *)path, NULL};
 	struct blockdev_probe probe = {0};
 	struct spawn_result res = {0};
-	int ret;
+	int ret = 0;
 
 	if (!kind)
 		return kb_errorf(err, EINVAL, "kafka-bootstrap does not create %s filesystems",
@@ -669,8 +706,13 @@ int blockdev_mkfs(const char *path, const char *fstype, const char *label, int64
 	/* The check closest to the write: whatever looked blank before may not be now, and the
 	 * exclusive open proves nothing mounted or assembled it meanwhile. mkfs opens it O_EXCL
 	 * itself, so ours must be closed before it runs; without a force flag it also refuses
-	 * any signature it finds on its own. */
-	ret = blockdev_probe(path, BLOCKDEV_PROBE_EXCLUSIVE, &probe, err);
+	 * any signature it finds on its own. A caller that has just taken that very probe
+	 * hands it over: probing again would read the device a second time (2-3 ms of CPU)
+	 * for the same answer. */
+	if (checked && checked->exclusive && checked->content == BLOCKDEV_BLANK)
+		probe.content = BLOCKDEV_BLANK;
+	else
+		ret = blockdev_probe(path, BLOCKDEV_PROBE_EXCLUSIVE, &probe, err);
 	if (ret < 0)
 		return ret;
 	if (probe.content != BLOCKDEV_BLANK) {

@@ -270,10 +270,10 @@ out:
 	return ret;
 }
 
-static int format_blank(struct prepare *p, const char *fstype)
+static int format_blank(struct prepare *p, const char *fstype,
+			const struct blockdev_probe *blank)
 {
 	struct kb_run *run = p->run;
-	struct blockdev_probe probe = {0};
 	char *label = NULL;
 	int ret = blockdev_label(fstype, run->broker_id, &label, &run->err);
 
@@ -284,19 +284,33 @@ static int format_blank(struct prepare *p, const char *fstype)
 			      p->volume_id, fstype, label);
 		goto out;
 	}
-	ret = blockdev_mkfs(p->dev, fstype, label, run->stage_deadline, &run->err);
+	ret = blockdev_mkfs(p->dev, fstype, label, blank, run->stage_deadline, &run->err);
 	if (ret < 0)
 		goto out;
 	kb_run_change(run, "formatted %s (%s) as %s labelled %s", p->dev, p->volume_id, fstype,
 		      label);
-	ret = blockdev_probe(p->dev, 0, &probe, &run->err);
-	if (ret == 0 && (probe.content != BLOCKDEV_FILESYSTEM || strcmp(probe.fstype, fstype)))
-		ret = kb_errorf(&run->err, EIO, "after mkfs.%s, %s does not read as %s", fstype,
-				p->dev, fstype);
-	blockdev_probe_clear(&probe);
+	ret = blockdev_verify_made(p->dev, fstype, &run->err);
 out:
 	free(label);
 	return ret;
+}
+
+/* Exclusive when this run may format: a BLANK answer is then blockdev_mkfs's own check
+ * right before mkfs, and the device is read once instead of twice. A device someone else
+ * holds is probed shared, as a plan is: what it holds is still reported, and blockdev_mkfs,
+ * given no exclusive probe, refuses it as in use. */
+static int probe_to_decide(struct prepare *p, struct blockdev_probe *probe)
+{
+	struct kb_run *run = p->run;
+	int ret;
+
+	if (run->mode == KB_MODE_PLAN)
+		return blockdev_probe(p->dev, 0, probe, &run->err);
+	ret = blockdev_probe(p->dev, BLOCKDEV_PROBE_EXCLUSIVE, probe, &run->err);
+	if (ret != -EBUSY)
+		return ret;
+	kb_error_clear(&run->err);
+	return blockdev_probe(p->dev, 0, probe, &run->err);
 }
 
 /* Not mounted yet: probe, format only a blank device, mount. */
@@ -306,7 +320,7 @@ static int bring_up(struct prepare *p)
 	const struct kb_config *cfg = p->cfg;
 	const char *fstype = cfg->filesystem == CONFIG_FS_EXT4 ? "ext4" : "xfs";
 	struct blockdev_probe probe = {0};
-	int ret = blockdev_probe(p->dev, 0, &probe, &run->err);
+	int ret = probe_to_decide(p, &probe);
 
 	if (ret < 0)
 		return ret;
@@ -318,7 +332,7 @@ static int bring_up(struct prepare *p)
 		goto out;
 	}
 	if (probe.content == BLOCKDEV_BLANK) {
-		ret = format_blank(p, fstype);
+		ret = format_blank(p, fstype, &probe);
 		if (ret < 0)
 			goto out;
 	} else {

@@ -8,6 +8,7 @@
 #ifndef KB_BLOCKDEV_H
 #define KB_BLOCKDEV_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "kb/error.h"
@@ -48,6 +49,7 @@ struct blockdev_probe {
 	char *label;  /* FILESYSTEM, may be NULL */
 	char *uuid;   /* FILESYSTEM, may be NULL */
 	char *what;   /* OTHER: what was found, for the operator ("partition table gpt") */
+	bool exclusive; /* probed while this process held the device open O_EXCL */
 };
 
 enum {
@@ -64,14 +66,22 @@ int blockdev_probe(const char *path, unsigned flags, struct blockdev_probe *out,
 		   struct kb_error *err);
 void blockdev_probe_clear(struct blockdev_probe *probe);
 
+/* After our mkfs: 0 when path reads as a filesystem of type fstype (its superblock found,
+ * checksum good). Reads that one type's superblock only, not the whole device as
+ * blockdev_probe does: the device probed blank just before, what is left to prove is that
+ * mkfs made what it was asked to. -EIO with a message when it does not. */
+int blockdev_verify_made(const char *path, const char *fstype, struct kb_error *err);
+
 /* The label for broker id's filesystem: "kafka-<id>". -KB_ECONFIG when fstype's label limit
  * (XFS 12 characters, ext4 16) cannot hold it, -EINVAL for an fstype we do not create. */
 int blockdev_label(const char *fstype, int broker_id, char **label, struct kb_error *err);
 
 /* Creates fstype ("xfs" or "ext4") labelled label on path by exec'ing mkfs.<fstype> found in
- * PATH, never with a force flag. Immediately before, the device is probed again through an
- * exclusive open: anything but BLANK is -KB_EFORMAT and nothing is written. */
-int blockdev_mkfs(const char *path, const char *fstype, const char *label, int64_t deadline,
-		  struct kb_error *err);
+ * PATH, never with a force flag, only on a device probed BLANK through an exclusive open
+ * immediately before: checked, when it is the caller's probe of path taken just now and it
+ * says so (BLANK, exclusive); otherwise (NULL included) path is probed here, exclusively.
+ * Anything but BLANK is -KB_EFORMAT and nothing is written. */
+int blockdev_mkfs(const char *path, const char *fstype, const char *label,
+		  const struct blockdev_probe *checked, int64_t deadline, struct kb_error *err);
 
 #endif

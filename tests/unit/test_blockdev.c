@@ -1,6 +1,7 @@
 /* blockdev and the volume identity check, on regular files: what counts as blank, labels,
  * twin names, a lookup that finds nothing leaving no message behind, mkfs refused on
- * anything but a blank device before mkfs is even started, meta.properties ownership. */
+ * anything but a blank device before mkfs is even started, the check after mkfs,
+ * meta.properties ownership. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -175,6 +176,7 @@ static void mkfs_on_anything_but_blank_is_refused_before_mkfs_runs(void **state)
 	const off_t first[] = {512, -1};
 	char bin[160], marker[160], shim[200], *old_path = getenv("PATH");
 	char *saved = old_path ? strdup(old_path) : NULL;
+	const struct blockdev_probe shared = {.content = BLOCKDEV_BLANK, .exclusive = false};
 	struct kb_error err = {{0}};
 	FILE *f;
 
@@ -189,17 +191,67 @@ static void mkfs_on_anything_but_blank_is_refused_before_mkfs_runs(void **state)
 	fclose(f);
 	assert_int_equal(chmod(shim, 0755), 0);
 	setenv("PATH", bin, 1);
-	assert_int_equal(blockdev_mkfs(image("used", 64 << 20, first), "xfs", "kafka-1",
+	assert_int_equal(blockdev_mkfs(image("used", 64 << 20, first), "xfs", "kafka-1", NULL,
+				       deadline_after_ms(5000), &err), -KB_EFORMAT);
+	assert_non_null(strstr(err.msg, "refusing"));
+	assert_int_equal(access(marker, F_OK), -1);
+	/* a BLANK handed over from a shared open is no proof: the device is probed again */
+	kb_error_clear(&err);
+	assert_int_equal(blockdev_mkfs(image("used", 64 << 20, first), "xfs", "kafka-1", &shared,
 				       deadline_after_ms(5000), &err), -KB_EFORMAT);
 	assert_non_null(strstr(err.msg, "refusing"));
 	assert_int_equal(access(marker, F_OK), -1);
 	/* the same shim does run for a blank one: the refusal above was the probe's */
-	assert_int_equal(blockdev_mkfs(image("blank", 64 << 20, NULL), "xfs", "kafka-1",
+	assert_int_equal(blockdev_mkfs(image("blank", 64 << 20, NULL), "xfs", "kafka-1", NULL,
 				       deadline_after_ms(5000), NULL), 0);
 	assert_int_equal(access(marker, F_OK), 0);
 	if (saved)
 		setenv("PATH", saved, 1);
 	free(saved);
+}
+
+/* blockdev_mkfs trusts a handed-over probe only when it says it held the device O_EXCL. */
+static void probe_says_whether_it_held_the_device_exclusively(void **state)
+{
+	const char *path = image("zero", 1 << 20, NULL);
+	struct blockdev_probe p;
+
+	(void)state;
+	assert_int_equal(blockdev_probe(path, BLOCKDEV_PROBE_EXCLUSIVE, &p, NULL), 0);
+	assert_true(p.exclusive);
+	blockdev_probe_clear(&p);
+	assert_int_equal(blockdev_probe(path, 0, &p, NULL), 0);
+	assert_false(p.exclusive);
+	blockdev_probe_clear(&p);
+}
+
+static void run_mkfs(const char *program, const char *path)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "/sbin/%s -q %s '%s' >/dev/null 2>&1", program,
+		 strcmp(program, "mkfs.ext4") == 0 ? "-F" : "", path);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The check after mkfs reads one type's superblock only: it must still tell that type from
+ * nothing and from the other type. */
+static void verify_made_confirms_only_the_filesystem_asked_for(void **state)
+{
+	char xfs[128], ext4[128];
+	struct kb_error err = {{0}};
+
+	(void)state;
+	strcpy(xfs, image("xfs", 320 << 20, NULL));
+	assert_int_equal(blockdev_verify_made(xfs, "xfs", &err), -EIO);
+	assert_non_null(strstr(err.msg, "does not read as xfs"));
+	run_mkfs("mkfs.xfs", xfs);
+	assert_int_equal(blockdev_verify_made(xfs, "xfs", NULL), 0);
+	assert_int_equal(blockdev_verify_made(xfs, "ext4", NULL), -EIO);
+	strcpy(ext4, image("ext4", 64 << 20, NULL));
+	run_mkfs("mkfs.ext4", ext4);
+	assert_int_equal(blockdev_verify_made(ext4, "ext4", NULL), 0);
+	assert_int_equal(blockdev_verify_made(ext4, "xfs", NULL), -EIO);
 }
 
 static void write_meta(const char *text)
@@ -245,6 +297,8 @@ int main(void)
 		cmocka_unit_test(twin_names),
 		cmocka_unit_test(lookup_of_nothing_is_enoent_without_a_message),
 		cmocka_unit_test(mkfs_on_anything_but_blank_is_refused_before_mkfs_runs),
+		cmocka_unit_test(probe_says_whether_it_held_the_device_exclusively),
+		cmocka_unit_test(verify_made_confirms_only_the_filesystem_asked_for),
 		cmocka_unit_test(identity_check_reads_broker_id_and_node_id),
 	};
 

@@ -147,3 +147,16 @@ def test_mkfs_failure_is_reported_with_its_message(world):
     assert proc.returncode == 70
     assert "mkfs.xfs" in proc.stderr and "failed" in proc.stderr
     assert world.mounted_device() is None
+
+
+def test_mkfs_that_exits_0_but_makes_nothing_fails_the_stage_unmounted(world):
+    """The device is checked after mkfs: mkfs's exit status alone is not believed."""
+    loop = world.xfs_loop()
+    world.link_by_id(VOL, loop)
+    with open(os.path.join(world.bin, "mkfs.xfs"), "w") as f:
+        f.write("#!/bin/sh\nexit 0\n")
+    proc = world.run(3, VOL)
+    assert proc.returncode != 0, proc.stderr
+    assert "does not read as xfs" in proc.stderr, proc.stderr
+    assert world.mounted_device() is None
+    assert blkid_probe(loop.path).get("TYPE") is None

@@ -130,3 +130,39 @@ def test_filesystem_is_never_reformatted_even_when_another_type_is_configured(wo
     proc = world.run(3, VOL, config={"FILESYSTEM": other})
     assert proc.returncode == 0, proc.stderr
     assert world.mkfs_calls() == []
+
+
+def held_exclusively(loop):
+    """Another program's exclusive open (as an md array or device-mapper holds its members)."""
+    return os.open(loop.path, os.O_RDONLY | os.O_EXCL)
+
+
+def test_blank_volume_someone_holds_is_refused_as_in_use_and_left_unchanged(world):
+    loop = world.loop()
+    world.link_by_id(VOL, loop)
+    before = loop.image.sha256()
+    fd = held_exclusively(loop)
+    try:
+        proc = world.run(3, VOL)
+    finally:
+        os.close(fd)
+    assert proc.returncode not in (0, 12), (proc.returncode, proc.stderr)
+    assert "in use" in proc.stderr, proc.stderr
+    assert world.mkfs_calls() == []
+    assert world.mounted_device() is None
+    assert loop.image.sha256() == before
+
+
+def test_volume_someone_holds_is_still_refused_for_what_it_holds(world):
+    """Being held does not hide a signature: the refusal names it, with its own exit code."""
+    loop = world.loop()
+    make_gpt(loop.path)
+    world.link_by_id(VOL, loop)
+    fd = held_exclusively(loop)
+    try:
+        proc = world.run(3, VOL)
+    finally:
+        os.close(fd)
+    assert proc.returncode == 12, (proc.returncode, proc.stderr)
+    assert "partition table" in proc.stderr, proc.stderr
+    assert world.mkfs_calls() == []
