@@ -90,10 +90,11 @@ static bool link_appeared(struct eni_job *job, int64_t until)
 	uint8_t mac[NETCFG_MAC_LEN];
 	bool seen = false;
 
-	if (!job->nc && job->eni->mac && netcfg_parse_mac(job->eni->mac, mac) == 0)
-		job->nc = netcfg_new(&scratch);
-	if (job->nc && netcfg_parse_mac(job->eni->mac, mac) == 0) {
-		seen = netcfg_wait_link(job->nc, mac, until, &link, &scratch) == 0;
+	if (job->eni->mac && netcfg_parse_mac(job->eni->mac, mac) == 0) {
+		if (!job->nc)
+			job->nc = netcfg_new(&scratch);
+		if (job->nc)
+			seen = netcfg_wait_link(job->nc, mac, until, &link, &scratch) == 0;
 		netcfg_link_clear(&link);
 	}
 	if (!seen)

@@ -215,6 +215,19 @@ def test_wrong_az_eni_is_never_used_and_its_az_says_which_id_lacks_an_eni():
         chaos.check_world(w, results)
 
 
+def boot_broker_0_alone_wins(w):
+    """Boots every instance at once: exactly one becomes broker 0, the other finds no id it
+    may claim (exit 10). Returns (results, [the winner], [the other])."""
+    results = w.boot()
+    for r in results:
+        chaos.no_crash(r)
+    ok = [r for r in results if r.exit_code == 0]
+    bad = [r for r in results if r.exit_code != 0]
+    assert len(ok) == 1 and ok[0].broker_id == 0, chaos.dump(results)
+    assert [r.exit_code for r in bad] == [10], chaos.dump(results)
+    return results, ok, bad
+
+
 def test_two_volumes_tagged_for_one_id_make_that_id_unclaimable_naming_both():
     """Two volumes tagged KAFKA-1: the first instance boots as broker 0, the second finds
     no id it may claim (exit 10); both logs name the two volumes; nothing of KAFKA-1 is
@@ -225,13 +238,7 @@ def test_two_volumes_tagged_for_one_id_make_that_id_unclaimable_naming_both():
     fx["volumes"].append(twin)
     with World(brokers=2, fixture=fx, binary=default_binary(),
                config=chaos.SHORT_DEADLINES) as w:
-        results = w.boot()
-        for r in results:
-            chaos.no_crash(r)
-        ok = [r for r in results if r.exit_code == 0]
-        bad = [r for r in results if r.exit_code != 0]
-        assert len(ok) == 1 and ok[0].broker_id == 0, chaos.dump(results)
-        assert [r.exit_code for r in bad] == [10], chaos.dump(results)
+        results, ok, bad = boot_broker_0_alone_wins(w)
         eni1, vol1 = w.broker_resources(1)
         ids = sorted([vol1["id"], twin["id"]])
         for r in results:
@@ -254,13 +261,7 @@ def test_a_volume_tagged_for_an_id_without_eni_is_named_and_never_attached():
                                 if e["tags"]["Name"] != "KAFKA-1"]
     with World(brokers=2, fixture=fx, binary=default_binary(),
                config=chaos.SHORT_DEADLINES) as w:
-        results = w.boot()
-        for r in results:
-            chaos.no_crash(r)
-        ok = [r for r in results if r.exit_code == 0]
-        bad = [r for r in results if r.exit_code != 0]
-        assert len(ok) == 1 and ok[0].broker_id == 0, chaos.dump(results)
-        assert [r.exit_code for r in bad] == [10], chaos.dump(results)
+        results, ok, bad = boot_broker_0_alone_wins(w)
         _, vol1 = w.broker_resources(1)
         for r in results:
             assert f"volume {vol1['id']} is tagged KAFKA-1, but no ENI in us-east-1a is" \
